@@ -1,0 +1,1 @@
+"""Client apps (Flower ClientApp on the Message API)."""

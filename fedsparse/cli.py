@@ -1,0 +1,158 @@
+"""``fedsparse run | validate | plot``.
+
+User errors (a bad config, missing data, an impossible federation) end with a one-line
+reason per fault on stderr and a non-zero exit, never a traceback; they are found before
+any engine starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
+
+
+class _DropDeprecationNotice(logging.Filter):
+    """``run_simulation`` warns it is deprecated on every call; it is our engine, by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "deprecated" not in record.getMessage()
+
+
+def _quiet_flower(verbose: bool) -> None:
+    flwr_logger = logging.getLogger("flwr")
+    flwr_logger.addFilter(_DropDeprecationNotice())
+    if not verbose:
+        flwr_logger.setLevel(logging.WARNING)
+
+
+def _fail(lines: Sequence[str], code: int) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from fedsparse.config import load_config
+
+    return load_config(args.config, args.set)
+
+
+def _run_dir(args: argparse.Namespace, cfg) -> Path:  # type: ignore[no-untyped-def]
+    if args.out:
+        return Path(args.out)
+    name = cfg.output.name or (
+        f"{Path(args.config).stem}-{cfg.strategy.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    return Path(cfg.output.dir) / name
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from fedsparse.config import ConfigError
+
+    try:
+        cfg = _load(args)
+    except ConfigError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    print(f"{args.config}: ok ({cfg.strategy.name}, {cfg.data.dataset}, "
+          f"{cfg.federation.num_clients} clients, {cfg.federation.rounds} rounds)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fedsparse.config import ConfigError
+    from fedsparse.data import DataError
+    from fedsparse.results import METRICS_FILE
+
+    try:
+        cfg = _load(args)
+    except ConfigError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    if args.no_progress:
+        cfg.output.progress = False
+    run_dir = _run_dir(args, cfg)
+    if (run_dir / METRICS_FILE).exists() and not args.overwrite:
+        return _fail([f"{run_dir} already holds a run; pass --overwrite or choose another --out"], EXIT_FAILED)
+
+    from fedsparse.task import ClientTask
+
+    try:  # load and partition once here, so missing data fails before any engine starts
+        ClientTask.from_experiment(cfg).federated_data()
+    except DataError as error:
+        return _fail([f"data: {error}"], EXIT_FAILED)
+    except ValueError as error:  # a partitioner refusing the requested split
+        return _fail([f"data.partition: {error}"], EXIT_FAILED)
+
+    from fedsparse.app import make_server_app
+    from fedsparse.engine import run_on_ray
+    from fedsparse.server import FederationError
+
+    _quiet_flower(args.verbose)
+    try:
+        run_on_ray(cfg, make_server_app(cfg, run_dir))
+    except FederationError as error:
+        return _fail([str(error)], EXIT_FAILED)
+    from fedsparse.results import read_summary
+
+    summary = read_summary(run_dir)
+    accuracy = summary["final_accuracy"]
+    megabytes = (summary["bytes_up_total"] + summary["bytes_down_total"]) / 1e6
+    print(f"final accuracy {accuracy:.4f} · {megabytes:.2f} MB moved · results in {run_dir}")
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from fedsparse.plots import plot_run
+    from fedsparse.results import METRICS_FILE
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / METRICS_FILE).is_file():
+        return _fail([f"{run_dir}: no {METRICS_FILE} here (not a run directory)"], EXIT_FAILED)
+    for path in plot_run(run_dir):
+        print(path)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("config", help="experiment YAML file")
+        sub.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE",
+            help="override a field, e.g. --set federation.rounds=5 (repeatable)",
+        )
+
+    run = commands.add_parser("run", help="run a simulated federation")
+    with_config(run)
+    run.add_argument("--out", help="run directory (default: output.dir/<name>)")
+    run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+    run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check a config and exit")
+    with_config(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    plot = commands.add_parser("plot", help="(re)draw the plots of a finished run")
+    plot.add_argument("run_dir")
+    plot.set_defaults(handler=cmd_plot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The experiment schema: one pydantic tree that mirrors the YAML file.
+
+Everything a run reads comes through :func:`load_config`, including ``--set`` overrides,
+so a bad value is caught with the same message whether it came from the file or from
+the command line. Errors are collected, not raised one by one, and each names its YAML
+path (``federation.rounds: must be >= 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from fedsparse.data.partition import PartitionConfig
+from fedsparse.data.sources import DATASETS
+from fedsparse.models import MODELS
+from fedsparse.strategies import STRATEGIES
+
+
+class ConfigError(ValueError):
+    """A config is invalid; ``problems`` holds one ``path: message`` line per fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    dataset: Literal[tuple(DATASETS.names())] = "digits"  # type: ignore[valid-type]
+    path: str | None = Field(None, description="local folder (mnist, fashion_mnist)")
+    partition: PartitionConfig = PartitionConfig()
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
+
+
+class ModelConfig(Strict):
+    name: Literal[tuple(MODELS.names())] = "cnn"  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileConfig(Strict):
+    """A kind of device and its share of the federation; later methods add fields."""
+
+    name: str = "default"
+    share: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class FederationConfig(Strict):
+    num_clients: int = Field(10, ge=1, le=1_000_000)
+    clients_per_round: int = Field(10, ge=1)
+    rounds: int = Field(10, ge=1)
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    min_replies: int = Field(1, ge=1, description="fewer valid replies: round skipped")
+    eval_every: int = Field(1, ge=1, description="server-side test evaluation period")
+    client_eval_every: int = Field(0, ge=0, description="federated evaluation; 0 = off")
+    round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
+    profiles: list[ProfileConfig] = Field(default_factory=lambda: [ProfileConfig()], min_length=1)
+
+
+class ClientResources(Strict):
+    num_cpus: float = Field(1.0, gt=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+
+
+class EngineConfig(Strict):
+    backend: Literal["ray"] = "ray"
+    ray_address: str | None = Field(None, description="attach to this Ray cluster")
+    client_resources: ClientResources = ClientResources()
+
+
+class OutputConfig(Strict):
+    dir: str = "runs"
+    name: str | None = Field(None, description="run folder name; default: derived")
+    plots: bool = True
+    progress: bool = True
+
+
+def _strategy_schema() -> type[BaseModel]:
+    """``strategy: {name: ..., <name>: {params}}`` with one validated block per strategy.
+
+    Every block is present with its defaults, so ``--set strategy.name=fedavg`` switches
+    strategy on a config written for another one without any other edit.
+    """
+    blocks: dict[str, Any] = {
+        name: (STRATEGIES.get(name).params, Field(default_factory=STRATEGIES.get(name).params))
+        for name in STRATEGIES.names()
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "StrategyConfig",
+        __base__=Strict,
+        name=(Literal[tuple(STRATEGIES.names())], "fedavg"),
+        **blocks,
+    )
+
+
+StrategyConfig = _strategy_schema()
+
+
+class ExperimentConfig(Strict):
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    federation: FederationConfig = FederationConfig()
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[valid-type]
+    engine: EngineConfig = EngineConfig()
+    output: OutputConfig = OutputConfig()
+
+    def strategy_params(self) -> BaseModel:
+        return getattr(self.strategy, self.strategy.name)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _friendly(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    bounds = {
+        "greater_than_equal": ("must be >= {ge}", "ge"),
+        "greater_than": ("must be > {gt}", "gt"),
+        "less_than_equal": ("must be <= {le}", "le"),
+        "less_than": ("must be < {lt}", "lt"),
+    }
+    if kind in bounds:
+        template, key = bounds[kind]
+        return template.format(**{key: ctx.get(key)})
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')} (got {error.get('input')!r})"
+    return str(error["msg"])
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    return [f"{_path(e['loc'])}: {_friendly(e)}" for e in error.errors()]
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def semantic_problems(cfg: ExperimentConfig) -> list[str]:
+    """Checks that need more than one field, the file system or the machine."""
+    problems: list[str] = []
+    fed = cfg.federation
+    if fed.clients_per_round > fed.num_clients:
+        problems.append(
+            f"federation.clients_per_round: must be <= federation.num_clients ({fed.num_clients})"
+        )
+    if fed.min_replies > fed.clients_per_round:
+        problems.append(
+            f"federation.min_replies: must be <= federation.clients_per_round ({fed.clients_per_round})"
+        )
+    share_sum = sum(p.share for p in fed.profiles)
+    if not math.isclose(share_sum, 1.0, abs_tol=1e-6):
+        problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
+
+    info = DATASETS.get(cfg.data.dataset).info
+    if cfg.data.path is not None:
+        if not Path(cfg.data.path).is_dir():
+            problems.append(f"data.path: folder {cfg.data.path!r} does not exist")
+    elif info.needs_path and not info.path_optional:
+        problems.append(f"data.path: required for dataset {cfg.data.dataset!r}")
+    part = cfg.data.partition
+    if part.method == "pathological" and part.classes_per_client > info.num_classes:
+        problems.append(
+            f"data.partition.classes_per_client: must be <= {info.num_classes} "
+            f"(classes in {cfg.data.dataset})"
+        )
+
+    try:
+        from fedsparse.models import build_model
+
+        build_model(cfg.model.name, info.input_shape, info.num_classes, **cfg.model.options)
+    except (TypeError, ValueError) as error:
+        problems.append(f"model.options: {error}")
+
+    resources = cfg.engine.client_resources
+    if resources.num_gpus > 0 and cfg.engine.ray_address is None and not _cuda_available():
+        problems.append(
+            "engine.client_resources.num_gpus: GPU shares asked for, but this machine "
+            "has no CUDA GPU (Ray would wait forever); set it to 0"
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (["a", "b"], value), the value parsed as YAML (3, 0.1, true, [1])."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError([f"--set {text!r}: expected KEY=VALUE, e.g. federation.rounds=5"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError([f"--set {text!r}: {where} is not a section"])
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read ({error.strerror})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of sections"])
+    return raw
+
+
+def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate; raises :class:`ConfigError` listing every fault."""
+    raw = apply_overrides(read_yaml(Path(path)), overrides or [])
+    return validate_config(raw)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML: every default spelled out, loadable again."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,62 @@
+"""A Grid wrapper that writes every message's array bytes to the ledger.
+
+It sits between the server loop and whatever Grid the engine provides (Ray simulation,
+deployment), so the count is the same for every engine and every strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from flwr.app import Message
+from flwr.serverapp import Grid
+
+from fedsparse.ledger import DOWN, UP, ByteLedger, message_bytes
+
+
+class MeteredGrid(Grid):
+    def __init__(self, inner: Grid, ledger: ByteLedger) -> None:
+        self.inner = inner
+        self.ledger = ledger
+        self.round = 0
+        self.client_of: Callable[[int], int] = lambda node_id: node_id
+
+    # --- metering
+    def _count(self, messages: Iterable[Message], direction: str) -> None:
+        for msg in messages:
+            node = msg.metadata.dst_node_id if direction == DOWN else msg.metadata.src_node_id
+            self.ledger.record(
+                self.round, self.client_of(node), direction, msg.metadata.message_type, message_bytes(msg)
+            )
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        messages = list(messages)
+        ids = list(self.inner.push_messages(messages))
+        self._count(messages, DOWN)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = list(self.inner.pull_messages(message_ids))
+        self._count(replies, UP)
+        return replies
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        messages = list(messages)
+        replies = list(self.inner.send_and_receive(messages, timeout=timeout))
+        self._count(messages, DOWN)
+        self._count(replies, UP)
+        return replies
+
+    # --- plain delegation
+    @property
+    def run(self):  # type: ignore[no-untyped-def]
+        return self.inner.run
+
+    def set_run(self, run) -> None:  # type: ignore[no-untyped-def]
+        self.inner.set_run(run)
+
+    def create_message(self, *args, **kwargs) -> Message:  # type: ignore[no-untyped-def]
+        return self.inner.create_message(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.inner.get_node_ids()

@@ -1,0 +1,76 @@
+"""Which node is which client, and which clients train in a round.
+
+Flower gives nodes random 64-bit ids, different in every run; experiments are defined
+over client ids (the data partition a node holds, ``partition-id`` in its node config).
+The server asks every node once for its identity, then samples client ids with a seeded
+RNG, so the same seed picks the same clients in every run and on every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+IDENTITY = "identity"
+CLIENT_ID = "client-id"
+
+
+@dataclass
+class NodeDirectory:
+    client_by_node: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def node_by_client(self) -> dict[int, int]:
+        return {client: node for node, client in self.client_by_node.items()}
+
+    def client_of(self, node_id: int) -> int:
+        """Client id of a node; unknown nodes map to -1 so they can still be logged."""
+        return self.client_by_node.get(node_id, -1)
+
+    def clients(self) -> list[int]:
+        return sorted(self.client_by_node.values())
+
+
+def identity_reply(message: Message, client_id: int, num_clients: int) -> Message:
+    """What a ClientApp answers to the identity query."""
+    record = ConfigRecord({CLIENT_ID: client_id, "num-partitions": num_clients})
+    return Message(RecordDict({IDENTITY: record}), reply_to=message)
+
+
+def discover(grid: Grid, timeout: float) -> NodeDirectory:
+    """Ask every connected node for its client id (one small query message each)."""
+    node_ids: Iterable[int] = sorted(grid.get_node_ids())
+    queries = [
+        Message(RecordDict({IDENTITY: ConfigRecord()}), dst_node_id=node, message_type=MessageType.QUERY)
+        for node in node_ids
+    ]
+    directory = NodeDirectory()
+    for reply in grid.send_and_receive(queries, timeout=timeout):
+        if reply.has_error() or IDENTITY not in reply.content.config_records:
+            continue
+        client = reply.content.config_records[IDENTITY].get(CLIENT_ID)
+        if isinstance(client, int) and client not in directory.client_by_node.values():
+            directory.client_by_node[reply.metadata.src_node_id] = client
+    return directory
+
+
+class ClientSampler:
+    """Seeded choice of client ids per round, mapped to the nodes that hold them."""
+
+    def __init__(self, directory: NodeDirectory, per_round: int, seed: int) -> None:
+        self.directory = directory
+        self.per_round = per_round
+        self.seed = seed
+
+    def sample(self, server_round: int, purpose: str = "train") -> list[int]:
+        """Node ids of the clients chosen for ``server_round``, in client-id order."""
+        clients = self.directory.clients()
+        stream = 0 if purpose == "train" else 1
+        rng = np.random.default_rng([self.seed, server_round, stream])
+        chosen = sorted(rng.choice(clients, size=min(self.per_round, len(clients)), replace=False))
+        nodes = self.directory.node_by_client
+        return [nodes[int(c)] for c in chosen]

@@ -1,0 +1,37 @@
+"""Live progress on the terminal: round, accuracy, cumulative MB."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class RoundProgress:
+    def __init__(self, total_rounds: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]round"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("acc {task.fields[accuracy]}"),
+            TextColumn("{task.fields[megabytes]:.2f} MB"),
+            TimeElapsedColumn(),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("rounds", total=total_rounds, accuracy="-", megabytes=0.0)
+
+    def __enter__(self) -> RoundProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def update(self, completed_round: int, accuracy: float | None, megabytes: float) -> None:
+        fields = {"megabytes": megabytes}
+        if accuracy is not None:
+            fields["accuracy"] = f"{accuracy:.4f}"  # type: ignore[assignment]
+        self._progress.update(self._task, completed=completed_round, **fields)

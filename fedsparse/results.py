@@ -1,0 +1,37 @@
+"""The run directory: resolved config, one JSON line per round, a summary, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class RunWriter:
+    def __init__(self, run_dir: Path, resolved_config: str) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(resolved_config)
+        self._metrics = run_dir / METRICS_FILE
+        self._metrics.write_text("")
+
+    def append_round(self, row: dict[str, Any]) -> None:
+        """One line per round, flushed at once so a crash loses at most the current round."""
+        with self._metrics.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / SUMMARY_FILE).read_text())  # type: ignore[no-any-return]

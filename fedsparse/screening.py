@@ -1,0 +1,112 @@
+"""Screening of client replies before any strategy sees them.
+
+A reply must mirror what was sent: the same array names, shapes and dtypes (a quantized
+or pruned payload is checked against the payload that client received), finite floats,
+and a positive, finite, whole ``num-examples``. Anything else is rejected with a reason
+and logged; the round goes on with the rest. Accepted replies come back sorted by client
+id, so aggregation never depends on arrival order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ArrayRecord, Message
+
+log = logging.getLogger("fedsparse")
+
+NUM_EXAMPLES = "num-examples"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    client: int
+    reason: str
+
+
+class RejectedReply(ValueError):
+    pass
+
+
+def _only(records: dict, kind: str):  # type: ignore[no-untyped-def,type-arg]
+    if len(records) != 1:
+        raise RejectedReply(f"expected exactly one {kind}, got {len(records)}")
+    return next(iter(records.values()))
+
+
+def check_num_examples(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RejectedReply(f"{NUM_EXAMPLES} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0 or value != int(value):
+        raise RejectedReply(f"{NUM_EXAMPLES} must be a positive whole number, got {value}")
+    return int(value)
+
+
+def check_arrays(received: ArrayRecord, expected: ArrayRecord) -> None:
+    if set(received) != set(expected):
+        missing, extra = set(expected) - set(received), set(received) - set(expected)
+        raise RejectedReply(f"array names differ (missing {sorted(missing)}, unexpected {sorted(extra)})")
+    for name, want in expected.items():
+        got = received[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise RejectedReply(f"{name}: shape {tuple(got.shape)} != {tuple(want.shape)}")
+        if got.dtype != want.dtype:
+            raise RejectedReply(f"{name}: dtype {got.dtype} != {want.dtype}")
+        try:
+            values = got.numpy()
+        except Exception as error:  # malformed bytes: any decode error means reject
+            raise RejectedReply(f"{name}: undecodable array ({error})") from None
+        if values.shape != tuple(want.shape):
+            raise RejectedReply(f"{name}: payload holds shape {values.shape}")
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            raise RejectedReply(f"{name}: contains NaN or Inf")
+
+
+def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
+    if reply.has_error():
+        raise RejectedReply(f"client failed: {reply.error.reason}")
+    if not reply.has_content():
+        raise RejectedReply("empty reply")
+    metrics = _only(reply.content.metric_records, "MetricRecord")
+    if NUM_EXAMPLES not in metrics:
+        raise RejectedReply(f"missing {NUM_EXAMPLES}")
+    check_num_examples(metrics[NUM_EXAMPLES])
+    if with_arrays:
+        expected = _only(sent.content.array_records, "ArrayRecord in the sent message")
+        check_arrays(_only(reply.content.array_records, "ArrayRecord"), expected)
+
+
+def screen_replies(
+    sent: Iterable[Message],
+    replies: Iterable[Message],
+    client_of: Callable[[int], int],
+    with_arrays: bool = True,
+) -> tuple[list[Message], list[Rejection]]:
+    """Split replies into accepted (sorted by client id) and rejected (with reasons)."""
+    sent_by_node = {msg.metadata.dst_node_id: msg for msg in sent}
+    accepted: dict[int, Message] = {}
+    rejected: list[Rejection] = []
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        client = client_of(node)
+        try:
+            if node not in sent_by_node:
+                raise RejectedReply("reply from a node that was not asked")
+            if client in accepted:
+                raise RejectedReply("second reply from the same client")
+            check_reply(reply, sent_by_node[node], with_arrays)
+        except RejectedReply as error:
+            rejected.append(Rejection(client, str(error)))
+            continue
+        accepted[client] = reply
+    answered = {client_of(m.metadata.src_node_id) for m in replies}
+    for node in sent_by_node:
+        if client_of(node) not in answered:
+            rejected.append(Rejection(client_of(node), "no reply before the round timeout"))
+    for rejection in rejected:
+        log.warning("rejected reply of client %s: %s", rejection.client, rejection.reason)
+    return [accepted[c] for c in sorted(accepted)], sorted(rejected, key=lambda r: r.client)

@@ -1,0 +1,85 @@
+"""Plain PyTorch local training and evaluation, shared by clients, the server's test
+evaluation and the benchmark's reference loop (so the comparison is like for like)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fedsparse.data import ArrayDataset
+
+
+@dataclass(frozen=True)
+class Stats:
+    loss: float
+    accuracy: float
+    num_examples: int
+
+
+def make_optimizer(
+    params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0  # type: ignore[no-untyped-def]
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def pick_device(use_gpu: bool) -> torch.device:
+    """CUDA only when the client was given a GPU share and a GPU is visible to it."""
+    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+
+def train_epochs(
+    model: nn.Module,
+    data: ArrayDataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    proximal_mu: float = 0.0,
+) -> Stats:
+    """Minibatch training; with ``proximal_mu`` > 0 adds FedProx's (mu/2)·||w - w0||²."""
+    model.to(device).train()
+    x = torch.from_numpy(data.x).to(device)
+    y = torch.from_numpy(data.y).to(device)
+    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
+    loss_fn = nn.CrossEntropyLoss()
+    total_loss, correct, seen = 0.0, 0, 0
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator).to(device)
+        for start in range(0, len(y), batch_size):
+            idx = order[start : start + batch_size]
+            logits = model(x[idx])
+            loss = loss_fn(logits, y[idx])
+            objective = loss
+            if anchor:
+                drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+                objective = loss + 0.5 * proximal_mu * drift
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+            seen += len(idx)
+    return Stats(total_loss / max(seen, 1), correct / max(seen, 1), len(y))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 1024) -> Stats:
+    model.to(device).eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        x = torch.from_numpy(data.x[start : start + batch_size]).to(device)
+        y = torch.from_numpy(data.y[start : start + batch_size]).to(device)
+        logits = model(x)
+        total_loss += float(loss_fn(logits, y))
+        correct += int((logits.argmax(1) == y).sum())
+    n = max(len(data), 1)
+    return Stats(total_loss / n, correct / n, len(data))

@@ -1,0 +1,39 @@
+"""FedProx (Li et al., 2020): FedAvg plus a proximal term on the clients.
+
+The server side is FedAvg; it only tells clients ``proximal-mu`` (Flower's key, so
+Flower's own FedProx clients understand it too). The term itself is in
+:func:`fedsparse.training.train_epochs`.
+"""
+
+from __future__ import annotations
+
+from flwr.app import ConfigRecord
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedsparse.strategies.fedavg import FedAvg
+from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
+
+PROXIMAL_MU = "proximal-mu"
+
+
+class FedProxParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mu: float = Field(0.01, ge=0.0, description="weight of (mu/2)·||w - w_global||²")
+
+
+class FedProx(FedAvg):
+    def __init__(self, params: FedProxParams, context: StrategyContext) -> None:
+        super().__init__(context)
+        self.proximal_mu = params.mu
+
+    def train_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:
+        config = super().train_config(server_round, config)
+        config[PROXIMAL_MU] = self.proximal_mu
+        return config
+
+
+STRATEGIES.add(
+    "fedprox",
+    StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx)),  # type: ignore[arg-type]
+)
