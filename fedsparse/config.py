@@ -193,6 +193,11 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
             f"data.partition.classes_per_client: must be <= {info.num_classes} "
             f"(classes in {cfg.data.dataset})"
         )
+    if part.method == "pathological" and part.classes_per_client * fed.num_clients < info.num_classes:
+        problems.append(
+            "data.partition.classes_per_client: clients × classes_per_client must cover all "
+            f"{info.num_classes} classes"
+        )
 
     try:
         from fedsparse.models import build_model
@@ -239,7 +244,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
 from fedsparse.config import ExperimentConfig
@@ -28,12 +29,14 @@ def ray_backend_config(cfg: ExperimentConfig) -> dict:  # type: ignore[type-arg]
     }
 
 
-def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp) -> None:
+def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp | None = None) -> None:
+    """Blocks until the ServerApp returns; Ray is shut down afterwards, always."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import ray
     from flwr.simulation import run_simulation
 
-    from fedsparse.clients.app import app as client_app
+    if client_app is None:
+        from fedsparse.clients.app import app as client_app
 
     try:
         run_simulation(

@@ -26,13 +26,36 @@ class PartitionConfig(BaseModel):
     shards_per_client: int = Field(2, ge=1, description="shard")
 
 
+def _covering_pathological():  # type: ignore[no-untyped-def]
+    """Flower's PathologicalPartitioner with a class assignment that uses every class.
+
+    Its own modes can leave classes unowned (8 clients × 2 classes of 10 may skip one);
+    here client i takes classes ``i·k … i·k+k-1`` (mod C) of a seeded permutation of the
+    labels, which covers all C classes whenever clients × k >= C.
+    """
+    from flwr_datasets.partitioner import PathologicalPartitioner
+
+    class CoveringPathologicalPartitioner(PathologicalPartitioner):
+        def _determine_partition_id_to_unique_labels(self) -> None:
+            labels = sorted(self.dataset.unique(self._partition_by))
+            if self._num_classes_per_partition > len(labels):
+                raise ValueError(
+                    f"{self._num_classes_per_partition} classes per client, "
+                    f"but the dataset has only {len(labels)}"
+                )
+            order = [labels[i] for i in self._rng.permutation(len(labels))]
+            k = self._num_classes_per_partition
+            for partition_id in range(self._num_partitions):
+                self._partition_id_to_unique_labels[partition_id] = [
+                    order[(partition_id * k + j) % len(order)] for j in range(k)
+                ]
+            self._unique_labels = labels
+
+    return CoveringPathologicalPartitioner
+
+
 def _partitioner(cfg: PartitionConfig, num_clients: int, seed: int):  # type: ignore[no-untyped-def]
-    from flwr_datasets.partitioner import (
-        DirichletPartitioner,
-        IidPartitioner,
-        PathologicalPartitioner,
-        ShardPartitioner,
-    )
+    from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, ShardPartitioner
 
     if cfg.method == "iid":
         return IidPartitioner(num_partitions=num_clients)
@@ -45,11 +68,11 @@ def _partitioner(cfg: PartitionConfig, num_clients: int, seed: int):  # type: ig
             seed=seed,
         )
     if cfg.method == "pathological":
-        return PathologicalPartitioner(
+        return _covering_pathological()(
             num_partitions=num_clients,
             partition_by="label",
             num_classes_per_partition=cfg.classes_per_client,
-            class_assignment_mode="first-deterministic",  # every class gets an owner
+            class_assignment_mode="deterministic",
             seed=seed,
         )
     return ShardPartitioner(

@@ -1,0 +1,38 @@
+"""Builders for hand-made Flower messages in unit tests."""
+
+from __future__ import annotations
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+
+from fedsparse.task import ClientTask
+
+
+def context_for(client_id: int, num_clients: int) -> Context:
+    return Context(
+        run_id=1,
+        node_id=1000 + client_id,
+        node_config={"partition-id": client_id, "num-partitions": num_clients},
+        state=RecordDict(),
+        run_config={},
+    )
+
+
+def train_message(task: ClientTask, arrays: ArrayRecord, node_id: int, **config: object) -> Message:
+    record = task.to_config()
+    record["server-round"] = 1
+    for key, value in config.items():
+        record[key] = value  # type: ignore[assignment]
+    content = RecordDict({"arrays": arrays, "config": record})
+    return Message(content, dst_node_id=node_id, message_type=MessageType.TRAIN)
+
+
+def reply_from(sent: Message, arrays: ArrayRecord | None, metrics: dict) -> Message:
+    """A reply as the engine would deliver it: from the node ``sent`` went to."""
+    content = RecordDict({"metrics": MetricRecord(metrics)})
+    if arrays is not None:
+        content["arrays"] = arrays
+    return Message(content, reply_to=sent)
+
+
+def config_record(**values: object) -> ConfigRecord:
+    return ConfigRecord(values)  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""Config validation: every bad field is named by its YAML path, nothing is started."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedsparse.config import ConfigError, apply_overrides, load_config, validate_config
+
+from .conftest import REPO
+
+
+def problems_of(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw)
+    return caught.value.problems
+
+
+def with_changes(raw: dict, *overrides: str) -> dict:
+    return apply_overrides(copy.deepcopy(raw), list(overrides))
+
+
+def test_quickstart_is_valid_and_fills_defaults(quickstart_raw: dict) -> None:
+    cfg = validate_config(quickstart_raw)
+    assert cfg.strategy.name == "fedavg"
+    assert cfg.strategy.fedprox.mu == 0.01  # every strategy block present with defaults
+
+
+def test_set_switches_strategy_without_other_edits(quickstart_raw: dict) -> None:
+    cfg = validate_config(with_changes(quickstart_raw, "strategy.name=fedprox", "strategy.fedprox.mu=0.5"))
+    assert cfg.strategy.name == "fedprox"
+    assert cfg.strategy_params().mu == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("federation.rounds=0", "federation.rounds: must be >= 1"),
+        ("federation.lr=-1", "federation.lr: must be > 0"),
+        ("federation.batch_size=many", "federation.batch_size: "),
+        ("strategy.name=fedmagic", "strategy.name: must be one of"),
+        ("model.name=resnet999", "model.name: must be one of"),
+        ("data.dataset=imagenet", "data.dataset: must be one of"),
+        ("federation.roundz=3", "federation.roundz: unknown field"),
+        ("strategy.fedprox.mu=-0.1", "strategy.fedprox.mu: must be >= 0"),
+        ("strategy.fedprox.nu=1", "strategy.fedprox.nu: unknown field"),
+        ("federation.clients_per_round=11", "federation.clients_per_round: must be <= federation.num_clients"),
+        ("data.partition.method=random", "data.partition.method: must be one of"),
+        ("model.options={widthz: 3}", "model.options: "),
+    ],
+)
+def test_bad_field_is_named(quickstart_raw: dict, override: str, expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems_of(with_changes(quickstart_raw, override)))
+
+
+def test_every_bad_field_is_reported_at_once(quickstart_raw: dict) -> None:
+    problems = problems_of(with_changes(quickstart_raw, "federation.rounds=0", "seed=-3"))
+    assert {p.split(":")[0] for p in problems} == {"federation.rounds", "seed"}
+
+
+def test_shares_must_sum_to_one(quickstart_raw: dict) -> None:
+    raw = with_changes(quickstart_raw, "federation.profiles=[{share: 0.5}, {share: 0.3}]")
+    assert problems_of(raw) == ["federation.profiles: shares must sum to 1 (they sum to 0.8)"]
+
+
+def test_missing_data_folder(quickstart_raw: dict, tmp_path: Path) -> None:
+    raw = with_changes(quickstart_raw, "data.dataset=mnist", f"data.path={tmp_path / 'nope'}")
+    assert problems_of(raw) == [f"data.path: folder '{tmp_path / 'nope'}' does not exist"]
+
+
+def test_gpu_shares_without_gpu(quickstart_raw: dict) -> None:
+    import torch
+
+    if torch.cuda.is_available():  # the check must pass where a GPU exists
+        validate_config(with_changes(quickstart_raw, "engine.client_resources.num_gpus=0.5"))
+        return
+    problems = problems_of(with_changes(quickstart_raw, "engine.client_resources.num_gpus=0.5"))
+    assert problems[0].startswith("engine.client_resources.num_gpus: GPU shares asked for")
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("federation:\n  rounds: [1, 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert "invalid YAML at line" in caught.value.problems[0]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedsparse.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+
+def test_cli_validate_exit_codes_and_no_traceback(tmp_path: Path, quickstart_raw: dict) -> None:
+    assert run_cli("validate", "configs/quickstart.yaml").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(with_changes(quickstart_raw, "federation.rounds=0", "strategy.name=nope")))
+    result = run_cli("validate", str(bad))
+    assert result.returncode == 2
+    assert "error: federation.rounds: must be >= 1" in result.stderr
+    assert "error: strategy.name: must be one of" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cli_run_refuses_bad_config_before_starting(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("run", "configs/quickstart.yaml", "--set", "federation.clients_per_round=0", "--out", str(out))
+    assert result.returncode == 2
+    assert "federation.clients_per_round: must be >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_cli_set_needs_key_value() -> None:
+    result = run_cli("validate", "configs/quickstart.yaml", "--set", "federation.rounds")
+    assert result.returncode == 2
+    assert "expected KEY=VALUE" in result.stderr

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Error
+
+from fedsparse.screening import screen_replies
+from fedsparse.task import ClientTask
+from fedsparse.wire import encode_model
+
+from .helpers import reply_from, train_message
+
+
+@pytest.fixture
+def sent(quickstart_cfg, server_identity):  # type: ignore[no-untyped-def]
+    task = ClientTask.from_experiment(quickstart_cfg)
+    arrays = encode_model(task.build_model())
+    return {node: train_message(task, arrays, node) for node in (10, 11, 12)}, arrays
+
+
+def _with(arrays: ArrayRecord, name: str, value: np.ndarray) -> ArrayRecord:
+    out = ArrayRecord({k: v for k, v in arrays.items()})
+    out[name] = Array(value)
+    return out
+
+
+def _first(arrays: ArrayRecord) -> tuple[str, np.ndarray]:
+    name = next(iter(arrays))
+    return name, arrays[name].numpy()
+
+
+BAD = {
+    "nan": lambda a: (_with(a, _first(a)[0], _first(a)[1] * np.nan), {"num-examples": 5}, "NaN or Inf"),
+    "inf": lambda a: (_with(a, _first(a)[0], _first(a)[1] + np.inf), {"num-examples": 5}, "NaN or Inf"),
+    "shape": lambda a: (_with(a, _first(a)[0], _first(a)[1][:-1]), {"num-examples": 5}, "shape"),
+    "dtype": lambda a: (_with(a, _first(a)[0], _first(a)[1].astype(np.float64)), {"num-examples": 5}, "dtype"),
+    "missing-array": lambda a: (ArrayRecord({k: v for k, v in list(a.items())[1:]}), {"num-examples": 5}, "array names differ"),
+    "negative": lambda a: (a, {"num-examples": -3}, "positive whole number"),
+    "zero": lambda a: (a, {"num-examples": 0}, "positive whole number"),
+    "fraction": lambda a: (a, {"num-examples": 2.5}, "positive whole number"),
+    "missing-count": lambda a: (a, {"loss": 1.0}, "missing num-examples"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_reply_is_rejected_and_the_rest_kept(sent, kind: str) -> None:  # type: ignore[no-untyped-def]
+    messages, arrays = sent
+    bad_arrays, bad_metrics, reason = BAD[kind](arrays)
+    replies = [
+        reply_from(messages[12], arrays, {"num-examples": 7}),
+        reply_from(messages[11], bad_arrays, bad_metrics),
+        reply_from(messages[10], arrays, {"num-examples": 9}),
+    ]
+    client_of = {10: 0, 11: 1, 12: 2}.get
+    accepted, rejected = screen_replies(messages.values(), replies, client_of)
+    assert [client_of(m.metadata.src_node_id) for m in accepted] == [0, 2]  # client-id order
+    assert len(rejected) == 1 and rejected[0].client == 1 and reason in rejected[0].reason
+
+
+def test_failed_missing_and_unsolicited_replies(sent) -> None:  # type: ignore[no-untyped-def]
+    from flwr.app import Message
+
+    messages, arrays = sent
+    failed = Message(Error(code=0, reason="boom"), reply_to=messages[10])
+    task = ClientTask.model_validate_json(str(messages[10].content["config"]["task"]))
+    stranger = reply_from(train_message(task, arrays, 99), arrays, {"num-examples": 3})
+    accepted, rejected = screen_replies(
+        messages.values(), [failed, stranger, reply_from(messages[12], arrays, {"num-examples": 1})],
+        {10: 0, 11: 1, 12: 2, 99: 9}.get,
+    )
+    assert len(accepted) == 1
+    reasons = {r.client: r.reason for r in rejected}
+    assert "boom" in reasons[0]
+    assert reasons[1] == "no reply before the round timeout"
+    assert reasons[9] == "reply from a node that was not asked"
