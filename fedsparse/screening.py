@@ -87,6 +87,7 @@ def screen_replies(
     with_arrays: bool = True,
 ) -> tuple[list[Message], list[Rejection]]:
     """Split replies into accepted (sorted by client id) and rejected (with reasons)."""
+    replies = list(replies)  # read twice below
     sent_by_node = {msg.metadata.dst_node_id: msg for msg in sent}
     accepted: dict[int, Message] = {}
     rejected: list[Rejection] = []

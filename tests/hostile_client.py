@@ -1,0 +1,54 @@
+"""A ClientApp that trains honestly, then breaks its reply in a way chosen by its
+client id: what a buggy or malicious device could send. Used by the Ray end-to-end test.
+
+Round 1: clients 0-5 misbehave, 6-9 are honest (4 valid replies).
+Round 2: clients 6 and 7 also fail, leaving 2 valid replies (fewer than min_replies=3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedsparse.clients import app as honest
+
+app = ClientApp()
+app.query()(honest.identify)
+
+EXPECTED_REASONS = {
+    0: "NaN or Inf",
+    1: "shape",
+    2: "dtype",
+    3: "positive whole number",
+    4: "missing num-examples",
+    5: "client failed",
+}
+
+
+def _replace_first(arrays: ArrayRecord, change) -> ArrayRecord:  # type: ignore[no-untyped-def]
+    out = ArrayRecord({k: v for k, v in arrays.items()})
+    name = next(iter(out))
+    out[name] = Array(change(out[name].numpy()))
+    return out
+
+
+@app.train()
+def train(message: Message, context: Context) -> Message:
+    cid = honest.client_id(context)
+    server_round = int(message.content["config"]["server-round"])
+    if cid == 5 or (server_round == 2 and cid in (6, 7)):
+        raise RuntimeError(f"device {cid} crashed")
+    reply = honest.train(message, context)
+    arrays, metrics = reply.content["arrays"], dict(reply.content["metrics"])
+    if cid == 0:
+        arrays = _replace_first(arrays, lambda a: a * np.nan)
+    elif cid == 1:
+        arrays = _replace_first(arrays, lambda a: a[:-1])
+    elif cid == 2:
+        arrays = _replace_first(arrays, lambda a: a.astype(np.float64))
+    elif cid == 3:
+        metrics["num-examples"] = -metrics["num-examples"]
+    elif cid == 4:
+        metrics.pop("num-examples")
+    return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}), reply_to=message)

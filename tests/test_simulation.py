@@ -1,0 +1,120 @@
+"""End to end on Flower's real simulation engine with the Ray backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedsparse.app import make_server_app
+from fedsparse.config import apply_overrides, read_yaml, validate_config
+from fedsparse.engine import run_on_ray
+from fedsparse.models import build_model
+from fedsparse.plots import PLOT_FILES
+from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary
+from fedsparse.wire import encode_model
+
+from .conftest import REPO
+
+
+def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def]
+    raw = apply_overrides(read_yaml(REPO / "configs" / config), ["output.progress=false", *overrides])
+    cfg = validate_config(raw)
+    run_on_ray(cfg, make_server_app(cfg, out), client_app=client_app)
+    return read_metrics(out), read_summary(out)
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``fedsparse run configs/quickstart.yaml`` exactly as a user types it."""
+    out = tmp_path_factory.mktemp("quickstart") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "fedsparse.cli", "run", "configs/quickstart.yaml", "--out", str(out), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "final accuracy" in result.stdout
+    return out
+
+
+def test_quickstart_reaches_90_percent_and_writes_every_result(quickstart_run: Path) -> None:
+    for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, *PLOT_FILES):
+        assert (quickstart_run / name).stat().st_size > 0, name
+    summary = read_summary(quickstart_run)
+    assert summary["final_accuracy"] >= 0.90
+    rows = read_metrics(quickstart_run)
+    assert summary["rounds_completed"] == len(rows) == 15
+    for row in rows:
+        assert {"round", "accuracy", "loss", "bytes_up", "bytes_down", "clients"} <= set(row)
+        assert len(row["clients"]) == 5
+        assert all({"id", "bytes_up", "bytes_down", "num_examples"} <= set(c) for c in row["clients"])
+    resolved = validate_config(read_yaml(quickstart_run / CONFIG_FILE))
+    assert resolved.federation.rounds == 15  # the resolved config loads again
+
+
+def test_ledger_equals_the_encoded_sizes(quickstart_run: Path) -> None:
+    summary, rows = read_summary(quickstart_run), read_metrics(quickstart_run)
+    cfg = validate_config(read_yaml(quickstart_run / CONFIG_FILE))
+    model_bytes = encode_model(build_model(cfg.model.name, (1, 8, 8), 10)).count_bytes()
+    params = summary["model_parameters"]
+    assert 4 * params < model_bytes < 4 * params + 1500  # float32 + a small fixed header
+    for row in rows:
+        for client in row["clients"]:
+            assert client["bytes_down"] == model_bytes and client["bytes_up"] == model_bytes
+        assert row["bytes_down"] == sum(c["bytes_down"] for c in row["clients"])
+        assert row["bytes_up"] == sum(c["bytes_up"] for c in row["clients"])
+    assert summary["bytes_up_total"] == sum(r["bytes_up"] for r in rows)
+    assert summary["bytes_down_total"] == sum(r["bytes_down"] for r in rows)
+
+
+def test_plot_command_redraws(quickstart_run: Path) -> None:
+    for name in PLOT_FILES:
+        (quickstart_run / name).unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "fedsparse.cli", "plot", str(quickstart_run)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert all((quickstart_run / name).stat().st_size > 5000 for name in PLOT_FILES)
+
+
+def test_same_seed_same_metrics(tmp_path: Path) -> None:
+    overrides = ("federation.rounds=3", "output.plots=false")
+    first, _ = simulate("quickstart.yaml", tmp_path / "a", *overrides)
+    second, _ = simulate("quickstart.yaml", tmp_path / "b", *overrides)
+    assert [r["accuracy"] for r in first] == [r["accuracy"] for r in second]
+    assert [r["loss"] for r in first] == [r["loss"] for r in second]
+    assert [[c["id"] for c in r["clients"]] for r in first] == [[c["id"] for c in r["clients"]] for r in second]
+
+
+def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path) -> None:
+    from .hostile_client import EXPECTED_REASONS, app
+
+    rows, summary = simulate(
+        "quickstart.yaml", tmp_path, "federation.rounds=3", "federation.clients_per_round=10",
+        "federation.min_replies=3", "output.plots=false", client_app=app,
+    )
+    first, second, third = rows
+    assert not first["skipped"] and not third["skipped"]
+    reasons = {r["id"]: r["reason"] for r in first["rejected"]}
+    assert sorted(reasons) == sorted(EXPECTED_REASONS)
+    for cid, expected in EXPECTED_REASONS.items():
+        assert expected in reasons[cid], (cid, reasons[cid])
+    assert second["skipped"] and sorted(r["id"] for r in second["rejected"]) == list(range(8))
+    assert summary["rounds_skipped"] == 1
+    assert json.dumps(rows)  # every row serializable, no NaN leaked into the metrics
+    assert third["accuracy"] > 0.3 and summary["final_accuracy"] == third["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("config", "rounds", "minimum"),
+    [("mnist_iid.yaml", 3, 0.97), ("mnist_dirichlet.yaml", 3, 0.90)],
+)
+def test_fedavg_on_real_mnist(tmp_path: Path, mnist_dir: Path, config: str, rounds: int, minimum: float) -> None:
+    rows, summary = simulate(
+        config, tmp_path, f"data.path={mnist_dir}", f"federation.rounds={rounds}", "output.plots=false"
+    )
+    assert summary["final_accuracy"] >= minimum
+    assert rows[0]["accuracy"] < summary["final_accuracy"]
