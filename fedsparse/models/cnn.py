@@ -24,6 +24,10 @@ def _conv_block(in_ch: int, out_ch: int, norm: str) -> list[nn.Module]:
     return layers
 
 
+def _classifier(features: int, hidden: int, num_classes: int) -> list[nn.Module]:
+    return [nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)]
+
+
 @MODELS.register("cnn")
 def build_cnn(
     input_shape: tuple[int, int, int],
@@ -43,13 +47,7 @@ def build_cnn(
             layers.append(nn.MaxPool2d(2))
             size //= 2
         c = out_ch
-    layers += [
-        nn.Flatten(),
-        nn.Linear(c * size * size, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, num_classes),
-    ]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_classifier(c * size * size, hidden, num_classes))
 
 
 @MODELS.register("vgg")
@@ -70,10 +68,4 @@ def build_vgg(
         if size >= 2:
             layers.append(nn.MaxPool2d(2))
             size //= 2
-    layers += [
-        nn.Flatten(),
-        nn.Linear(c * size * size, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, num_classes),
-    ]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_classifier(c * size * size, hidden, num_classes))
