@@ -8,12 +8,14 @@ RNG, so the same seed picks the same clients in every run and on every engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
+
+log = logging.getLogger("fedsparse")
 
 IDENTITY = "identity"
 CLIENT_ID = "client-id"
@@ -41,20 +43,46 @@ def identity_reply(message: Message, client_id: int, num_clients: int) -> Messag
     return Message(RecordDict({IDENTITY: record}), reply_to=message)
 
 
-def discover(grid: Grid, timeout: float) -> NodeDirectory:
-    """Ask every connected node for its client id (one small query message each)."""
-    node_ids: Iterable[int] = sorted(grid.get_node_ids())
+def _ask(grid: Grid, nodes: list[int], timeout: float, directory: NodeDirectory) -> dict[int, str]:
+    """Query ``nodes`` once; fill ``directory``; return ``{node: why}`` for the unanswered."""
     queries = [
         Message(RecordDict({IDENTITY: ConfigRecord()}), dst_node_id=node, message_type=MessageType.QUERY)
-        for node in node_ids
+        for node in nodes
     ]
-    directory = NodeDirectory()
+    failed = {node: "no reply" for node in nodes}
     for reply in grid.send_and_receive(queries, timeout=timeout):
-        if reply.has_error() or IDENTITY not in reply.content.config_records:
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            failed[node] = f"error: {reply.error.reason}"
             continue
-        client = reply.content.config_records[IDENTITY].get(CLIENT_ID)
-        if isinstance(client, int) and client not in directory.client_by_node.values():
-            directory.client_by_node[reply.metadata.src_node_id] = client
+        record = reply.content.config_records.get(IDENTITY)
+        client = record.get(CLIENT_ID) if record is not None else None
+        if not isinstance(client, int) or client in directory.client_by_node.values():
+            failed[node] = f"bad or duplicate client id {client!r}"
+            continue
+        directory.client_by_node[node] = client
+        failed.pop(node, None)
+    return failed
+
+
+def discover(grid: Grid, timeout: float, attempts: int = 3) -> NodeDirectory:
+    """Ask every connected node for its client id (one small query message each).
+
+    A node missing from the directory would silently change which clients the seeded
+    sampler picks, so nodes that fail to answer (an actor still starting, a transient
+    error) are asked again before giving up on them.
+    """
+    directory = NodeDirectory()
+    pending = sorted(grid.get_node_ids())
+    for _ in range(attempts):
+        failed = _ask(grid, pending, timeout, directory)
+        pending = sorted(failed)
+        if not pending:
+            break
+        for node, why in failed.items():
+            log.warning("node %s did not identify itself (%s); asking again", node, why)
+    for node in pending:
+        log.warning("node %s left out of the federation: it never identified itself", node)
     return directory
 
 

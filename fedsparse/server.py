@@ -174,6 +174,7 @@ class FederationServer:
             "strategy": self.cfg.strategy.name,
             "dataset": self.cfg.data.dataset,
             "num_clients": fed.num_clients,
+            "clients_discovered": len(self.directory.clients()),
         }
         self.writer.write_summary(summary)
         return summary

@@ -82,8 +82,9 @@ def test_plot_command_redraws(quickstart_run: Path) -> None:
 
 def test_same_seed_same_metrics(tmp_path: Path) -> None:
     overrides = ("federation.rounds=3", "output.plots=false")
-    first, _ = simulate("quickstart.yaml", tmp_path / "a", *overrides)
-    second, _ = simulate("quickstart.yaml", tmp_path / "b", *overrides)
+    first, first_summary = simulate("quickstart.yaml", tmp_path / "a", *overrides)
+    second, second_summary = simulate("quickstart.yaml", tmp_path / "b", *overrides)
+    assert first_summary["clients_discovered"] == second_summary["clients_discovered"] == 10
     def trace(rows: list[dict]) -> list[tuple]:  # type: ignore[type-arg]
         return [(r["round"], [c["id"] for c in r["clients"]], r["train_loss"], r["accuracy"], r["loss"]) for r in rows]
 
