@@ -8,12 +8,6 @@ client process agree on it without talking to each other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
-
-
-class HasShare(Protocol):
-    share: float
-
 
 def profile_counts(num_clients: int, shares: Sequence[float]) -> list[int]:
     """Split ``num_clients`` by ``shares`` with the largest-remainder method.
