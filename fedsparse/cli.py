@@ -90,12 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail([f"data.partition: {error}"], EXIT_FAILED)
 
     from fedsparse.app import make_server_app
-    from fedsparse.engine import run_on_ray
+    from fedsparse.engine import run_engine
     from fedsparse.server import FederationError
 
     _quiet_flower(args.verbose)
     try:
-        run_on_ray(cfg, make_server_app(cfg, run_dir))
+        run_engine(cfg, make_server_app(cfg, run_dir))
     except FederationError as error:
         return _fail([str(error)], EXIT_FAILED)
     from fedsparse.results import read_summary

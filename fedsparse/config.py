@@ -78,8 +78,8 @@ class ClientResources(Strict):
 
 
 class EngineConfig(Strict):
-    backend: Literal["ray"] = "ray"
-    ray_address: str | None = Field(None, description="attach to this Ray cluster")
+    backend: Literal["inline", "ray"] = Field("inline", description="inline: in-process; ray: Flower's Ray engine")
+    ray_address: str | None = Field(None, description="attach to this Ray cluster (backend ray)")
     client_resources: ClientResources = ClientResources()
 
 
@@ -206,6 +206,8 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     except (TypeError, ValueError) as error:
         problems.append(f"model.options: {error}")
 
+    if cfg.engine.ray_address is not None and cfg.engine.backend != "ray":
+        problems.append("engine.ray_address: only the ray backend attaches to a cluster; set engine.backend: ray")
     resources = cfg.engine.client_resources
     if resources.num_gpus > 0 and cfg.engine.ray_address is None and not _cuda_available():
         problems.append(

@@ -1,4 +1,10 @@
-"""Run a ServerApp and the fedsparse ClientApp on Flower's simulation engine (Ray)."""
+"""Run a ServerApp and a ClientApp on the configured engine: inline (in-process) or Ray.
+
+Both engines run the very same apps; ``engine.backend`` only picks how messages travel.
+Ray stays the engine for GPUs shared by parallel clients and for clusters
+(``engine.ray_address``); the inline engine (:mod:`fedsparse.inline`) is the fast one on
+a single machine.
+"""
 
 from __future__ import annotations
 
@@ -29,14 +35,51 @@ def ray_backend_config(cfg: ExperimentConfig) -> dict:  # type: ignore[type-arg]
     }
 
 
-def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp | None = None) -> None:
-    """Blocks until the ServerApp returns; Ray is shut down afterwards, always."""
+def _fedsparse_client_app() -> ClientApp:
+    from fedsparse.clients.app import app
+
+    return app
+
+
+def run_engine(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp | None = None) -> None:
+    """Run on ``cfg.engine.backend``; blocks until the ServerApp returns."""
+    client_app = client_app or _fedsparse_client_app()
+    if cfg.engine.backend == "inline":
+        run_inline(cfg, server_app, client_app)
+    else:
+        run_on_ray(cfg, server_app, client_app)
+
+
+def run_inline(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
+    """The ServerApp in this thread, each message a direct ClientApp call.
+
+    The run and task identity are set up as ``flwr.simulation.run_simulation`` does, so
+    Messages the ServerApp builds carry a valid run id and source node.
+    """
+    from flwr.app import Context, RecordDict
+    from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
+    from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
+    from flwr.supercore.run import Run
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from fedsparse.inline import InlineGrid, client_threads
+
+    run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
+    run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
+    TaskIdentity.task_id = run.primary_task_id
+    TaskIdentity.run_id = run.run_id
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
+    threads = client_threads(cfg.engine.client_resources.num_cpus)
+    grid = InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads)
+    context = Context(run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={})
+    server_app(grid, context)
+
+
+def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
+    """Flower's simulation engine; Ray is shut down afterwards, always."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import ray
     from flwr.simulation import run_simulation
-
-    if client_app is None:
-        from fedsparse.clients.app import app as client_app
 
     try:
         run_simulation(

@@ -1,0 +1,186 @@
+"""The inline engine: the same ServerApp and ClientApp as on Ray, in one process.
+
+Flower's Ray engine pays, per message, a blocking Ray call that cloudpickles the
+ClientApp, the Message and the Context, plus 0.1 s polling on both sides of a LinkState;
+for the small models most FL research simulates, that engine overhead, not training, is
+the cost (see ``simulations/bench_engine.py``). :class:`InlineGrid` is a Flower ``Grid``
+whose ``send_and_receive`` hands each Message straight to the ClientApp, with one
+``Context`` per node kept across rounds, exactly as Flower's simulation keeps them.
+
+What it keeps equal to the Ray engine, so bytes and results are identical for a seed:
+
+* every message still passes through the wire codecs and the byte ledger (the
+  ``MeteredGrid`` wraps this grid as it wraps Ray's);
+* the ClientApp sees its own copy of the message, and a node's ``Context`` changes only
+  when its ClientApp returns (a raising ClientApp leaves it as it was, as on Ray);
+* clients train with the torch thread count a Ray actor gets for
+  ``client_resources.num_cpus`` (``OMP_NUM_THREADS`` = floor(num_cpus), at least 1,
+  unless the environment sets it), because float results depend on the thread count;
+* a client's global RNG use does not leak into the server's (each Ray actor has its own);
+* message validation, node config (``partition-id``, ``num-partitions``) and error
+  replies (``ClientAppException`` → ``CLIENT_APP_RAISED_EXCEPTION``) follow Flower's.
+
+Clients run one after another in the server's thread, so a ``timeout`` cannot interrupt
+a client that hangs; a reply that would come after the deadline is dropped, as
+``send_and_receive`` on Ray would not return it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from uuid import uuid4
+
+import torch
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.app.user_config import UserConfig
+from flwr.clientapp import ClientApp
+from flwr.clientapp.client_app import ClientAppException
+from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITION_ID_KEY, ErrorCode
+from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
+from flwr.server.utils.validator import validate_message
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+log = logging.getLogger("fedsparse")
+
+
+def client_threads(num_cpus: float) -> int:
+    """The torch thread count of a Ray actor given ``num_cpus`` (Ray's own rule)."""
+    from_env = os.environ.get("OMP_NUM_THREADS")
+    if from_env:
+        return int(from_env)
+    return max(math.floor(num_cpus), 1)
+
+
+@contextmanager
+def isolated_client(threads: int) -> Iterator[None]:
+    """Give a client call its own torch thread count and global RNG, as its own process would."""
+    server_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(server_threads)
+
+
+class InlineGrid(Grid):
+    """A Grid whose nodes are ClientApp calls in this process, one ``Context`` per node."""
+
+    def __init__(
+        self,
+        client_app: ClientApp | Callable[[], ClientApp],
+        num_nodes: int,
+        run: Run,
+        *,
+        threads: int = 1,
+        node_config: Callable[[int], UserConfig] | None = None,
+    ) -> None:
+        self._app = client_app if isinstance(client_app, ClientApp) else client_app()
+        self._run = run
+        self._threads = threads
+        self._pending: dict[str, Message] = {}
+        self._contexts: dict[int, Context] = {}
+        extra = node_config or (lambda partition_id: {})
+        while len(self._contexts) < num_nodes:
+            node_id = generate_rand_int_from_bytes(NODE_ID_NUM_BYTES)
+            if node_id in self._contexts:
+                continue
+            partition_id = len(self._contexts)
+            config: UserConfig = {PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes}
+            config.update(extra(partition_id))
+            self._contexts[node_id] = Context(
+                run_id=run.run_id,
+                node_id=node_id,
+                node_config=config,
+                state=RecordDict(),
+                run_config=dict(run.override_config),
+            )
+
+    # --- run and nodes
+    @property
+    def run(self) -> Run:
+        return Run(**vars(self._run))
+
+    def set_run(self, run: Run) -> None:
+        if run.run_id != self._run.run_id:
+            raise RuntimeError(f"Cannot find the run with ID: {run.run_id}")
+        self._run = run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._contexts)
+
+    def context_of(self, node_id: int) -> Context:
+        """A node's current Context (what its ClientApp sees next)."""
+        return self._contexts[node_id]
+
+    # --- messages
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Queue messages for their nodes; invalid ones are logged and get no id, as in Flower."""
+        ids: list[str] = []
+        for message in messages:
+            message.metadata.__dict__["_message_id"] = str(uuid4())
+            errors = validate_message(message, is_reply_message=False)
+            if message.metadata.dst_node_id not in self._contexts:
+                errors.append(f"unknown destination node {message.metadata.dst_node_id}")
+            if message.metadata.run_id != self._run.run_id:
+                errors.append(f"invalid run ID {message.metadata.run_id}")
+            if errors:
+                log.error("message not sent: %s", "; ".join(errors))
+                continue
+            self._pending[message.metadata.message_id] = message
+            ids.append(message.metadata.message_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Run the ClientApp for each pending message asked for; return the replies."""
+        wanted = [i for i in message_ids if i in self._pending]
+        return [self._call(self._pending.pop(i)) for i in wanted]
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        ids = list(self.push_messages(messages))
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        for message_id in ids:
+            message = self._pending.pop(message_id)
+            if time.monotonic() >= deadline:
+                continue  # the round's time is up: no reply, as on Ray
+            reply = self._call(message)
+            if time.monotonic() < deadline:
+                replies.append(reply)
+        return replies
+
+    def _call(self, message: Message) -> Message:
+        """Run the ClientApp on a copy of ``message``; commit the node's Context on success."""
+        node_id = message.metadata.dst_node_id
+        context = copy.deepcopy(self._contexts[node_id])
+        received = copy.deepcopy(message)
+        received.metadata.delivered_at = str(time.time())
+        try:
+            with isolated_client(self._threads):
+                reply = self._app(received, context)
+            self._contexts[node_id] = context
+        except Exception as ex:  # a client's fault becomes its error reply, as on Ray
+            log.error("ClientApp of node %s raised: %s\n%s", node_id, ex, traceback.format_exc())
+            wrapped = ClientAppException(str(ex))
+            reason = f"{type(wrapped)}:<'{wrapped}'>"
+            reply = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=received)
+        reply.metadata.__dict__["_message_id"] = str(uuid4())
+        return reply
