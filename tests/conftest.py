@@ -33,10 +33,11 @@ def quickstart_raw() -> dict:
 def server_identity():  # type: ignore[no-untyped-def]
     """Flower stamps every new Message with the process's task identity (set by the
     engine in a real run); unit tests that build Messages by hand set one."""
+    from flwr.common.constant import SUPERLINK_NODE_ID
     from flwr.supercore.task_identity import TaskIdentity
 
     saved = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
     yield
     TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = saved
 

@@ -1,10 +1,26 @@
-"""Builders for hand-made Flower messages in unit tests."""
+"""Builders for hand-made Flower messages in unit tests, and a one-call simulation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 
+from fedsparse.app import make_server_app
+from fedsparse.config import apply_overrides, read_yaml, validate_config
+from fedsparse.engine import run_engine
+from fedsparse.results import read_metrics, read_summary
 from fedsparse.task import ClientTask
+
+from .conftest import REPO
+
+
+def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def,type-arg]
+    """Run ``configs/<config>`` with ``--set``-style overrides; return (metrics rows, summary)."""
+    raw = apply_overrides(read_yaml(REPO / "configs" / config), ["output.progress=false", *overrides])
+    cfg = validate_config(raw)
+    run_engine(cfg, make_server_app(cfg, out), client_app=client_app)
+    return read_metrics(out), read_summary(out)
 
 
 def context_for(client_id: int, num_clients: int) -> Context:

@@ -52,6 +52,8 @@ def test_set_switches_strategy_without_other_edits(quickstart_raw: dict) -> None
         ("federation.clients_per_round=11", "federation.clients_per_round: must be <= federation.num_clients"),
         ("data.partition.method=random", "data.partition.method: must be one of"),
         ("model.options={widthz: 3}", "model.options: "),
+        ("engine.backend=dask", "engine.backend: must be one of"),
+        ("engine.ray_address=auto", "engine.ray_address: only the ray backend"),
     ],
 )
 def test_bad_field_is_named(quickstart_raw: dict, override: str, expected: str) -> None:

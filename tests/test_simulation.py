@@ -1,4 +1,4 @@
-"""End to end on Flower's real simulation engine with the Ray backend."""
+"""End to end: the CLI, results, hostile clients and real MNIST, on both engines."""
 
 from __future__ import annotations
 
@@ -9,22 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fedsparse.app import make_server_app
-from fedsparse.config import apply_overrides, read_yaml, validate_config
-from fedsparse.engine import run_on_ray
+from fedsparse.config import read_yaml, validate_config
 from fedsparse.models import build_model
 from fedsparse.plots import PLOT_FILES
 from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary
 from fedsparse.wire import encode_model
 
 from .conftest import REPO
-
-
-def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def]
-    raw = apply_overrides(read_yaml(REPO / "configs" / config), ["output.progress=false", *overrides])
-    cfg = validate_config(raw)
-    run_on_ray(cfg, make_server_app(cfg, out), client_app=client_app)
-    return read_metrics(out), read_summary(out)
+from .helpers import simulate
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +72,13 @@ def test_plot_command_redraws(quickstart_run: Path) -> None:
     assert all((quickstart_run / name).stat().st_size > 5000 for name in PLOT_FILES)
 
 
-def test_same_seed_same_metrics(tmp_path: Path) -> None:
-    overrides = ("federation.rounds=3", "output.plots=false")
-    first, first_summary = simulate("quickstart.yaml", tmp_path / "a", *overrides)
-    second, second_summary = simulate("quickstart.yaml", tmp_path / "b", *overrides)
-    assert first_summary["clients_discovered"] == second_summary["clients_discovered"] == 10
-    def trace(rows: list[dict]) -> list[tuple]:  # type: ignore[type-arg]
-        return [(r["round"], [c["id"] for c in r["clients"]], r["train_loss"], r["accuracy"], r["loss"]) for r in rows]
-
-    assert trace(first) == trace(second)
-
-
-def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["inline", "ray"])
+def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backend: str) -> None:
     from .hostile_client import EXPECTED_REASONS, app
 
     rows, summary = simulate(
         "quickstart.yaml", tmp_path, "federation.rounds=3", "federation.clients_per_round=10",
-        "federation.min_replies=3", "output.plots=false", client_app=app,
+        "federation.min_replies=3", "output.plots=false", f"engine.backend={backend}", client_app=app,
     )
     first, second, third = rows
     assert not first["skipped"] and not third["skipped"]
@@ -116,7 +98,8 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path) -> Non
 )
 def test_fedavg_on_real_mnist(tmp_path: Path, mnist_dir: Path, config: str, rounds: int, minimum: float) -> None:
     rows, summary = simulate(
-        config, tmp_path, f"data.path={mnist_dir}", f"federation.rounds={rounds}", "output.plots=false"
+        config, tmp_path, f"data.path={mnist_dir}", f"federation.rounds={rounds}", "output.plots=false",
+        "engine.backend=inline",
     )
     assert summary["final_accuracy"] >= minimum
     assert rows[0]["accuracy"] < summary["final_accuracy"]
