@@ -9,6 +9,7 @@ RNG, so the same seed picks the same clients in every run and on every engine.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,15 +68,34 @@ def _ask(grid: Grid, nodes: list[int], timeout: float, directory: NodeDirectory)
     return failed
 
 
-def discover(grid: Grid, timeout: float, attempts: int = 3) -> NodeDirectory:
+def wait_for_nodes(grid: Grid, expected: int, timeout: float, poll: float = 0.05) -> list[int]:
+    """Node ids once ``expected`` nodes are connected, or whatever is there at ``timeout``.
+
+    An engine may start the ServerApp while it is still registering nodes (Flower's Ray
+    simulation registers them in a loop beside the ServerApp's thread, which at 10,000
+    nodes takes seconds), and real SuperNodes join when they come up. Reading the node
+    list once would then build the federation from whichever nodes came first.
+    """
+    deadline = time.monotonic() + timeout
+    nodes = sorted(grid.get_node_ids())
+    while len(nodes) < expected and time.monotonic() < deadline:
+        time.sleep(poll)
+        nodes = sorted(grid.get_node_ids())
+    if len(nodes) < expected:
+        log.warning("%d of %d nodes connected after %.0f s; going on with them", len(nodes), expected, timeout)
+    return nodes
+
+
+def discover(grid: Grid, expected: int, timeout: float, attempts: int = 3) -> NodeDirectory:
     """Ask every connected node for its client id (one small query message each).
 
     A node missing from the directory would silently change which clients the seeded
-    sampler picks, so nodes that fail to answer (an actor still starting, a transient
-    error) are asked again before giving up on them.
+    sampler picks, so the server first waits for ``expected`` nodes, and nodes that fail
+    to answer (an actor still starting, a transient error) are asked again before giving
+    up on them.
     """
     directory = NodeDirectory()
-    pending = sorted(grid.get_node_ids())
+    pending = wait_for_nodes(grid, expected, timeout)
     failed: dict[int, str] = {}
     for attempt in range(1, attempts + 1):
         failed = _ask(grid, pending, timeout, directory)

@@ -62,13 +62,13 @@ class FederationServer:
 
     # ------------------------------------------------------------------ setup
     def _discover(self) -> None:
-        self.directory = discover(self.grid, timeout=self.cfg.federation.round_timeout)
+        fed = self.cfg.federation
+        self.directory = discover(self.grid, expected=fed.num_clients, timeout=fed.round_timeout)
         self.grid.client_of = self.directory.client_of
         found = len(self.directory.clients())
-        if found < self.cfg.federation.clients_per_round:
+        if found < fed.clients_per_round:
             raise FederationError(
-                f"only {found} client(s) answered; federation.clients_per_round needs "
-                f"{self.cfg.federation.clients_per_round}"
+                f"only {found} client(s) answered; federation.clients_per_round needs {fed.clients_per_round}"
             )
 
     def _strategy(self) -> Strategy:

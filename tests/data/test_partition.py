@@ -44,3 +44,28 @@ def test_dirichlet_skews_labels(labels: np.ndarray) -> None:
         return float(np.mean([np.bincount(labels[p], minlength=10).max() / len(p) for p in parts]))
 
     assert mean_max_share(skew) > 2 * mean_max_share(iid)
+
+
+@pytest.mark.parametrize("method", ["iid", "dirichlet", "pathological", "shard"])
+def test_fast_positions_equal_flowers_load_partition(labels: np.ndarray, method: str) -> None:
+    """The shortcut past ``load_partition`` must give exactly Flower's partitions."""
+    from datasets import Dataset
+
+    from fedsparse.data.partition import _partitioner
+
+    cfg = PartitionConfig(method=method, alpha=0.3)
+    table = Dataset.from_dict({"label": labels.tolist(), "row": np.arange(len(labels)).tolist()}).shuffle(seed=3)
+    partitioner = _partitioner(cfg, 7, 3)
+    partitioner.dataset = table
+    expected = [np.sort(np.asarray(partitioner.load_partition(cid)["row"])) for cid in range(7)]
+    assert all(np.array_equal(a, b) for a, b in zip(partition_indices(labels, 7, cfg, seed=3), expected))
+
+
+def test_max_samples_per_client_keeps_a_seeded_subset(labels: np.ndarray) -> None:
+    full = partition_indices(labels, 4, PartitionConfig(), seed=0)
+    capped = partition_indices(labels, 4, PartitionConfig(max_samples_per_client=50), seed=0)
+    assert [len(p) for p in capped] == [50] * 4
+    assert all(np.isin(c, f).all() for c, f in zip(capped, full))
+    assert all(np.array_equal(a, b) for a, b in zip(capped, partition_indices(labels, 4, PartitionConfig(max_samples_per_client=50), seed=0)))
+    roomy = partition_indices(labels, 4, PartitionConfig(max_samples_per_client=10_000), seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(roomy, full))
