@@ -58,14 +58,13 @@ def run_inline(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientA
     """
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
-    from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
     from flwr.supercore.run import Run
     from flwr.supercore.task_identity import TaskIdentity
 
-    from fedsparse.inline import InlineGrid, client_threads
+    from fedsparse.inline import InlineGrid, client_threads, random_id
 
-    run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
-    run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
+    run = Run.create_empty(run_id=random_id(RUN_ID_NUM_BYTES))
+    run.primary_task_id = random_id(TASK_ID_NUM_BYTES)
     TaskIdentity.task_id = run.primary_task_id
     TaskIdentity.run_id = run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID

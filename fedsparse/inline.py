@@ -42,13 +42,20 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.app.user_config import UserConfig
 from flwr.clientapp import ClientApp
 from flwr.clientapp.client_app import ClientAppException
-from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITION_ID_KEY, ErrorCode
-from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
+from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITION_ID_KEY, SUPERLINK_NODE_ID, ErrorCode
 from flwr.server.utils.validator import validate_message
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 log = logging.getLogger("fedsparse")
+
+
+def random_id(num_bytes: int) -> int:
+    """A random unsigned id as Flower draws them (its helper's module imports the whole
+    LinkState stack: 0.7 s of start-up), never 0 or the SuperLink's own node id."""
+    while (value := int.from_bytes(os.urandom(num_bytes), "little")) in (0, SUPERLINK_NODE_ID):
+        pass
+    return value
 
 
 def client_threads(num_cpus: float) -> int:
@@ -90,7 +97,7 @@ class InlineGrid(Grid):
         self._contexts: dict[int, Context] = {}
         extra = node_config or (lambda partition_id: {})
         while len(self._contexts) < num_nodes:
-            node_id = generate_rand_int_from_bytes(NODE_ID_NUM_BYTES)
+            node_id = random_id(NODE_ID_NUM_BYTES)
             if node_id in self._contexts:
                 continue
             partition_id = len(self._contexts)

@@ -1,31 +1,38 @@
-"""What does the engine cost? The same FedAvg workload, run two ways, side by side.
+"""What does the engine cost? One FedAvg workload, three ways, side by side in one run.
 
-1. ``fedsparse run`` in a subprocess: Flower's simulation engine on Ray (ServerApp, one
-   Ray actor per CPU, messages, screening, byte metering).
-2. A plain PyTorch loop in this process doing the same arithmetic: same config and
-   partitions (``ClientTask.from_experiment``), seeded sampling (``ClientSampler``),
-   per-client seeds, ``train_epochs`` / ``make_optimizer`` / ``evaluate``, an
-   example-weighted average in client-id order, a test evaluation every round.
+Columns, each a fresh subprocess measured the same way:
 
-Why these measurements:
+1. **plain**: a PyTorch loop doing the same arithmetic (same config and partitions via
+   ``ClientTask``, seeded sampling via ``ClientSampler``, per-client seeds,
+   ``train_epochs``/``evaluate``, Flower FedAvg's example-weighted float32 average in
+   client-id order, the test evaluation in the last round) with no messages at all;
+2. **inline**: ``fedsparse run`` on the inline engine (:mod:`fedsparse.inline`);
+3. **ray**: ``fedsparse run`` on Flower's Ray simulation engine, one actor per CPU.
 
-* s/round, median of rounds 2..N: round 1 pays one-off costs (actors start, each loads
-  MNIST); later rounds show the overhead that grows with the run. fedsparse's figure is
-  the server-measured ``round_seconds`` (training + server evaluation).
-* start-up, paid once: fedsparse, launch until round 1 starts (first metrics line's
-  appearance minus its ``round_seconds``); plain, imports + data + model before round 1.
-* peak memory: Ray spreads the work over many processes (driver, GCS, raylet, dashboard,
-  workers), so one RSS says little; the summed PSS of the whole process tree (shared
-  pages split among sharers; RSS where PSS is unreadable), sampled every 0.2 s, does not.
-* final accuracy: a check that both did the same work (close, not necessarily equal).
+Rows: 10, 100, 1000 and 10,000 registered clients with the 105k-parameter CNN, plus a
+1M-parameter CNN; always 10 clients per round holding at most 64 MNIST samples each
+(10,000 clients share 60,000 samples: 6 each there). Plain and inline train each client
+with the same torch thread count, so their accuracies must agree exactly; Ray's actors
+get one thread each (its fastest setting here), so its accuracy is close, not equal.
 
-fedsparse runs first, before this process imports torch, so this process does not share
-(and so shrink the PSS of) the subprocess's library pages.
+Measurements:
+
+* s/round: median of rounds 2..N of ``round_seconds`` (training + aggregation + engine);
+  round 1 pays one-off costs. The server evaluates on the 10,000 test images only in the
+  last round: on this machine that takes ~1.5 s, more than a round's training, and would
+  hide the engine's cost.
+* first round s: from launching the process to the start of round 1 (the first metrics
+  line's appearance minus its ``round_seconds``): imports, data, engine start, discovery.
+* peak GB: the summed PSS (RSS where PSS is unreadable) of the whole process tree, sampled
+  every 0.2 s; Ray spreads over a dozen processes, so one process's RSS says little.
+
+The last line is ``ratio=`` the largest inline/plain s/round over all rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -39,15 +46,24 @@ from pathlib import Path
 import psutil
 import yaml
 
-from fedsparse.results import METRICS_FILE, read_metrics, read_summary
+from fedsparse.results import METRICS_FILE, read_metrics
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
+COLUMNS = ("plain", "inline", "ray")
+BIG_CNN = {"channels": [32, 64], "hidden": 320}  # 1.03M parameters on MNIST
+
+
+@dataclass
+class Scenario:
+    clients: int
+    model_options: dict  # type: ignore[type-arg]
+    label: str
 
 
 @dataclass
 class Result:
     round_seconds: list[float]
-    startup: float
+    first_round: float
     peak_bytes: int
     accuracy: float
 
@@ -56,6 +72,7 @@ class Result:
         return statistics.median(self.round_seconds[1:] or self.round_seconds)
 
 
+# ----------------------------------------------------------------------------- memory
 def _memory(proc: psutil.Process) -> int:
     try:
         try:
@@ -66,19 +83,12 @@ def _memory(proc: psutil.Process) -> int:
         return 0
 
 
-def _is_client_actor(proc: psutil.Process) -> bool:
-    try:
-        return "ClientAppActor" in " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
-
-
 class TreeMemory:
     """Peak of the summed PSS (fallback RSS) of a process and all its descendants."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.root, self.interval = psutil.Process(pid), interval
-        self.peak, self.max_processes, self.max_actors = 0, 0, 0
+        self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -88,8 +98,6 @@ class TreeMemory:
         except psutil.NoSuchProcess:
             return
         self.peak = max(self.peak, sum(map(_memory, procs)))
-        self.max_processes = max(self.max_processes, len(procs))
-        self.max_actors = max(self.max_actors, sum(map(_is_client_actor, procs)))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -105,29 +113,40 @@ class TreeMemory:
         self._thread.join()
 
 
-def write_config(folder: Path, args: argparse.Namespace) -> Path:
+# ----------------------------------------------------------------------------- runs
+def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, backend: str) -> Path:
+    cpus = 1 if backend == "ray" else args.threads
     config = {
         "seed": 0,
-        "data": {"dataset": "mnist", "path": str(args.data), "partition": {"method": "iid"}},
-        "model": {"name": "cnn"},
+        "data": {
+            "dataset": "mnist", "path": str(args.data), "val_fraction": 0.0,
+            "partition": {"method": "iid", "max_samples_per_client": args.samples},
+        },
+        "model": {"name": "cnn", "options": scenario.model_options},
         "federation": {
-            "num_clients": args.clients, "clients_per_round": args.per_round, "rounds": args.rounds,
-            "local_epochs": 1, "batch_size": 32, "lr": 0.05, "optimizer": "sgd",
+            "num_clients": scenario.clients, "clients_per_round": args.per_round, "rounds": args.rounds,
+            "local_epochs": 1, "batch_size": 32, "lr": 0.05, "optimizer": "sgd", "eval_every": args.rounds,
         },
         "strategy": {"name": "fedavg"},
-        "engine": {"backend": "ray", "client_resources": {"num_cpus": 1, "num_gpus": 0}},
+        "engine": {"backend": "ray" if backend == "ray" else "inline",
+                   "client_resources": {"num_cpus": cpus, "num_gpus": 0}},
         "output": {"plots": False, "progress": False},
     }
-    path = folder / "bench.yaml"
+    path = folder / f"{backend}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
-def run_fedsparse(config: Path, out: Path) -> tuple[Result, TreeMemory]:
+def command_for(backend: str, config: Path, out: Path) -> list[str]:
+    if backend == "plain":
+        return [sys.executable, __file__, "--plain-run", str(config), str(out)]
+    return [sys.executable, "-m", "fedsparse.cli", "run", str(config), "--out", str(out), "--no-progress"]
+
+
+def measure(command: list[str], out: Path, timeout: float) -> Result | str:
+    """Run ``command`` (which writes ``out/metrics.jsonl``); a string says why it failed."""
     env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
-    command = [sys.executable, "-m", "fedsparse.cli", "run", str(config), "--out", str(out),
-               "--no-progress"]
-    metrics, log = out / METRICS_FILE, out.parent / "fedsparse.log"
+    metrics, log = out / METRICS_FILE, out.with_suffix(".log")
     first_line_at: float | None = None
     with log.open("w") as sink:
         started = time.perf_counter()
@@ -136,103 +155,130 @@ def run_fedsparse(config: Path, out: Path) -> tuple[Result, TreeMemory]:
             while proc.poll() is None:
                 if first_line_at is None and metrics.is_file() and metrics.read_text().strip():
                     first_line_at = time.perf_counter()
+                if time.perf_counter() - started > timeout:
+                    proc.kill()
+                    proc.wait()
+                    return f"over {timeout:.0f} s"
                 time.sleep(0.05)
     if proc.returncode != 0:
-        sys.exit(f"fedsparse run failed (exit {proc.returncode}):\n{log.read_text()[-4000:]}")
-    seconds = [float(row["round_seconds"]) for row in read_metrics(out)]
-    startup = (first_line_at or time.perf_counter()) - started - seconds[0]
-    result = Result(seconds, startup, memory.peak, read_summary(out)["final_accuracy"])
-    return result, memory
+        print(log.read_text()[-3000:], file=sys.stderr)
+        return f"failed (exit {proc.returncode})"
+    rows = read_metrics(out)
+    seconds = [float(row["round_seconds"]) for row in rows]
+    first_round = (first_line_at or time.perf_counter()) - started - seconds[0]
+    return Result(seconds, first_round, memory.peak, float(rows[-1]["accuracy"]))
 
 
-def weighted_average(states: list[dict], examples: list[int]) -> dict:  # type: ignore[type-arg]
-    """Example-weighted mean, accumulated in float32 in the given (client-id) order, as
-    Flower's FedAvg (``aggregate_arrayrecords``) does."""
-    factors = [n / sum(examples) for n in examples]
-    return {
-        key: sum((s[key] * f for s, f in zip(states[1:], factors[1:])), states[0][key] * factors[0])
-        for key in states[0]
-    }
+def plain_run(config_path: Path, out: Path) -> None:
+    """The plain PyTorch loop; writes metrics rows as ``fedsparse run`` does."""
+    import numpy as np
+    import torch
 
+    from fedsparse.config import load_config
+    from fedsparse.inline import isolated_client
+    from fedsparse.nodes import ClientSampler, NodeDirectory
+    from fedsparse.task import ClientTask
+    from fedsparse.training import evaluate, make_optimizer, train_epochs
 
-def run_plain(config: Path) -> Result:
-    with TreeMemory(os.getpid()) as memory:
-        started = time.perf_counter()
-        import numpy as np
-        import torch
-
-        from fedsparse.config import load_config
-        from fedsparse.nodes import ClientSampler, NodeDirectory
-        from fedsparse.task import ClientTask
-        from fedsparse.training import evaluate, make_optimizer, train_epochs
-
-        cfg = load_config(config)
-        task = ClientTask.from_experiment(cfg)
-        data = task.federated_data()
-        device = torch.device("cpu")
-        torch.manual_seed(cfg.seed)  # as FederationServer does before building the model
-        model = task.build_model()
-        fed = cfg.federation
-        directory = NodeDirectory(client_by_node={cid: cid for cid in range(fed.num_clients)})
-        sampler = ClientSampler(directory, fed.clients_per_round, cfg.seed)
-        startup = time.perf_counter() - started
-
-        seconds: list[float] = []
-        accuracy = 0.0
+    cfg = load_config(config_path)
+    task = ClientTask.from_experiment(cfg)
+    data = task.federated_data()
+    device = torch.device("cpu")
+    torch.manual_seed(cfg.seed)  # as FederationServer does before building the model
+    model = task.build_model()
+    fed = cfg.federation
+    sampler = ClientSampler(NodeDirectory({cid: cid for cid in range(fed.num_clients)}), fed.clients_per_round, cfg.seed)
+    threads = int(cfg.engine.client_resources.num_cpus)
+    out.mkdir(parents=True)
+    with (out / METRICS_FILE).open("w") as sink:
         for server_round in range(1, fed.rounds + 1):
             round_start = time.perf_counter()
             global_state = model.state_dict()
             states, examples = [], []
             for cid in sampler.sample(server_round):  # client ids, sorted
-                local = task.build_model()
-                local.load_state_dict(global_state)
-                seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
-                optimizer = make_optimizer(
-                    local.parameters(), task.optimizer, task.lr, task.momentum, task.weight_decay
-                )
-                stats = train_epochs(
-                    local, data.client(cid).train, epochs=task.local_epochs, batch_size=task.batch_size,
-                    optimizer=optimizer, generator=torch.Generator().manual_seed(seed), device=device,
-                )
+                with isolated_client(threads):
+                    local = task.build_model()
+                    local.load_state_dict(global_state)
+                    seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
+                    optimizer = make_optimizer(local.parameters(), task.optimizer, task.lr, task.momentum, task.weight_decay)
+                    stats = train_epochs(
+                        local, data.client(cid).train, epochs=task.local_epochs, batch_size=task.batch_size,
+                        optimizer=optimizer, generator=torch.Generator().manual_seed(seed), device=device,
+                    )
                 states.append(local.state_dict())
                 examples.append(stats.num_examples)
-            model.load_state_dict(weighted_average(states, examples))
-            accuracy = evaluate(model, data.test, device).accuracy
-            seconds.append(time.perf_counter() - round_start)
-    return Result(seconds, startup, memory.peak, accuracy)
+            factors = [n / sum(examples) for n in examples]
+            model.load_state_dict({
+                key: sum((s[key] * f for s, f in zip(states[1:], factors[1:])), states[0][key] * factors[0])
+                for key in states[0]
+            })
+            row: dict[str, float] = {"round": server_round}
+            if server_round % fed.eval_every == 0 or server_round == fed.rounds:
+                row["accuracy"] = evaluate(model, data.test, device).accuracy
+            row["round_seconds"] = time.perf_counter() - round_start
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+
+
+# ----------------------------------------------------------------------------- report
+def scenarios(args: argparse.Namespace) -> list[Scenario]:
+    rows = [Scenario(n, {}, "cnn 105k") for n in args.clients]
+    rows.append(Scenario(args.big_clients, BIG_CNN, "cnn 1.03M"))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[10, 100, 1000, 10000])
+    parser.add_argument("--big-clients", type=int, default=100, help="registered clients for the 1M model row")
     parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=64, help="max samples per client")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per client (plain, inline)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run before giving up")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MNIST *-ubyte.gz folder")
+    parser.add_argument("--plain-run", nargs=2, type=Path, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain_run:
+        plain_run(*args.plain_run)
+        return
     args.data = args.data.resolve()
     if not args.data.is_dir():
         sys.exit(f"no MNIST folder at {args.data} (pass --data)")
 
+    table: list[tuple[Scenario, dict[str, Result | str]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        config = write_config(Path(tmp), args)
-        print(f"fedsparse run (Flower + Ray): {args.rounds} rounds, "
-              f"{args.per_round} of {args.clients} clients ...", flush=True)
-        flower, tree = run_fedsparse(config, Path(tmp) / "run")
-        print(f"plain PyTorch loop ({os.cpu_count()} torch threads, one client after another) ...", flush=True)
-        plain = run_plain(config)
+        for index, scenario in enumerate(scenarios(args)):
+            results: dict[str, Result | str] = {}
+            for backend in COLUMNS:
+                folder = Path(tmp) / f"{index}-{backend}"
+                folder.mkdir()
+                config = write_config(folder, scenario, args, backend)
+                print(f"{scenario.clients} clients, {scenario.label}: {backend} ...", flush=True)
+                results[backend] = measure(command_for(backend, config, folder / "run"), folder / "run", args.timeout)
+            table.append((scenario, results))
 
     print()
-    print(f"MNIST, cnn, FedAvg, {args.per_round}/{args.clients} clients per round, {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs; fedsparse process tree peaked at {tree.max_processes} processes")
-    print(f"Ray ran {tree.max_actors} client actors in parallel (num_cpus 1, 1 torch thread each); "
-          f"the plain loop trains one client after another on {os.cpu_count()} torch threads")
-    print("| run | s/round (median, rounds 2..N) | start-up s | peak memory GB (summed PSS) "
-          "| final accuracy |")
-    print("|---|---|---|---|---|")
-    for name, result in (("plain PyTorch loop", plain), ("fedsparse run (Flower + Ray)", flower)):
-        print(f"| {name} | {result.per_round:.3f} | {result.startup:.2f} | "
-              f"{result.peak_bytes / 1e9:.2f} | {result.accuracy:.4f} |")
-    print(f"ratio={flower.per_round / plain.per_round:.2f}")
+    print(f"MNIST FedAvg, {args.per_round} clients per round, <= {args.samples} samples each, {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs; plain and inline: {args.threads} torch threads per client; "
+          "ray: 1 CPU (1 thread) per actor, actors in parallel")
+    print("| clients | model | engine | s/round | × plain | first round s | peak GB | × plain | accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    ratios: list[float] = []
+    for scenario, results in table:
+        plain = results["plain"]
+        for backend in COLUMNS:
+            result = results[backend]
+            if isinstance(result, str):
+                print(f"| {scenario.clients} | {scenario.label} | {backend} | {result} | | | | | |")
+                continue
+            time_ratio = result.per_round / plain.per_round if isinstance(plain, Result) else float("nan")
+            mem_ratio = result.peak_bytes / plain.peak_bytes if isinstance(plain, Result) else float("nan")
+            if backend == "inline":
+                ratios.append(time_ratio)
+            print(f"| {scenario.clients} | {scenario.label} | {backend} | {result.per_round:.3f} | {time_ratio:.2f} "
+                  f"| {result.first_round:.1f} | {result.peak_bytes / 1e9:.2f} | {mem_ratio:.2f} | {result.accuracy:.4f} |")
+    print(f"ratio={max(ratios):.2f}")
 
 
 if __name__ == "__main__":

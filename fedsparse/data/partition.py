@@ -2,8 +2,8 @@
 
 The partitioners work on Hugging Face ``Dataset`` objects; we hand them a two-column
 table (label, row index) so any array source can be partitioned and the result is a list
-of row indices per client. The table is shuffled with the run seed first, because
-``IidPartitioner`` cuts contiguous shards.
+of row indices per client. The table is shuffled with the run seed first (exactly as
+``Dataset.shuffle(seed)`` would), because ``IidPartitioner`` cuts contiguous shards.
 """
 
 from __future__ import annotations
@@ -116,9 +116,10 @@ def partition_indices(
     """Row indices of ``labels`` owned by each client, reproducible from ``seed``."""
     from datasets import Dataset
 
-    table = Dataset.from_dict(
-        {"label": labels.tolist(), "row": np.arange(len(labels)).tolist()}
-    ).shuffle(seed=seed)
+    # ``Dataset.shuffle(seed)``'s own permutation, applied up front: a shuffled Dataset
+    # reads columns through an index map, row by row (2 s for MNIST's 54,000 rows)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    table = Dataset.from_dict({"label": labels[order], "row": order})
     partitioner = _partitioner(cfg, num_clients, seed)
     partitioner.dataset = table
     positions = _positions_per_partition(partitioner, len(table), num_clients)
