@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
+from fedsparse.wire import npy_view
+
 log = logging.getLogger("fedsparse")
 
 NUM_EXAMPLES = "num-examples"
@@ -57,7 +59,7 @@ def check_arrays(received: ArrayRecord, expected: ArrayRecord) -> None:
         if got.dtype != want.dtype:
             raise RejectedReply(f"{name}: dtype {got.dtype} != {want.dtype}")
         try:
-            values = got.numpy()
+            values = npy_view(got)
         except Exception as error:  # malformed bytes: any decode error means reject
             raise RejectedReply(f"{name}: undecodable array ({error})") from None
         if values.shape != tuple(want.shape):
