@@ -71,7 +71,7 @@ def train(message: Message, context: Context) -> Message:
     metrics = MetricRecord(
         {NUM_EXAMPLES: stats.num_examples, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
     )
-    content = RecordDict({ARRAYS_KEY: encode_model(model.cpu()), "metrics": metrics})
+    content = RecordDict({ARRAYS_KEY: encode_model(model), "metrics": metrics})
     return Message(content, reply_to=message)
 
 

@@ -33,13 +33,12 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from uuid import uuid4
 
 import torch
 from flwr.app import Context, Error, Message, RecordDict
-from flwr.app.user_config import UserConfig
 from flwr.clientapp import ClientApp
 from flwr.clientapp.client_app import ClientAppException
 from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITION_ID_KEY, SUPERLINK_NODE_ID, ErrorCode
@@ -83,30 +82,26 @@ class InlineGrid(Grid):
 
     def __init__(
         self,
-        client_app: ClientApp | Callable[[], ClientApp],
+        client_app: ClientApp,
         num_nodes: int,
         run: Run,
         *,
         threads: int = 1,
-        node_config: Callable[[int], UserConfig] | None = None,
     ) -> None:
-        self._app = client_app if isinstance(client_app, ClientApp) else client_app()
+        self._app = client_app
         self._run = run
         self._threads = threads
         self._pending: dict[str, Message] = {}
         self._contexts: dict[int, Context] = {}
-        extra = node_config or (lambda partition_id: {})
         while len(self._contexts) < num_nodes:
             node_id = random_id(NODE_ID_NUM_BYTES)
             if node_id in self._contexts:
                 continue
             partition_id = len(self._contexts)
-            config: UserConfig = {PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes}
-            config.update(extra(partition_id))
             self._contexts[node_id] = Context(
                 run_id=run.run_id,
                 node_id=node_id,
-                node_config=config,
+                node_config={PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes},
                 state=RecordDict(),
                 run_config=dict(run.override_config),
             )

@@ -1,19 +1,22 @@
 """FedAvg (McMahan et al., 2017) on Flower's Message-API strategy.
 
-Flower's ``FedAvg`` does the weighted averaging of arrays and metrics; this subclass
-only replaces node sampling with seeded sampling by client id, so runs repeat exactly.
-Replies reach ``aggregate_train`` already screened and sorted by the server loop.
+Flower's ``FedAvg`` does the reply checks and the averaging of metrics; this subclass
+replaces node sampling with seeded sampling by client id, so runs repeat exactly, and
+averages arrays over zero-copy views (:mod:`fedsparse.aggregation`, bit-identical to
+Flower's ``aggregate_arrayrecords``, several times faster). Replies reach
+``aggregate_train`` already screened and sorted by the server loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 from pydantic import BaseModel, ConfigDict
 
+from fedsparse.aggregation import weighted_mean_arrays
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 
 
@@ -43,6 +46,16 @@ class FedAvg(FlowerFedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         return self._messages(server_round, arrays, self.train_config(server_round, config), MessageType.TRAIN)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
+        if not valid_replies:
+            return None, None
+        contents = [msg.content for msg in valid_replies]
+        arrays = weighted_mean_arrays(contents, self.weighted_by_key)
+        return arrays, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

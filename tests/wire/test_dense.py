@@ -65,3 +65,5 @@ def test_npy_view_refuses_pickles_and_short_payloads() -> None:
     whole = _npy_bytes(np.arange(100, dtype=np.float32))
     with pytest.raises(ValueError):
         npy_view(Array(dtype="float32", shape=(100,), stype="numpy.ndarray", data=whole[:-8]))
+    with pytest.raises(ValueError, match="not a .npy"):
+        npy_view(Array(dtype="float32", shape=(100,), stype="numpy.ndarray", data=b"GARBAGE" + whole[7:]))
