@@ -1,8 +1,14 @@
 """The fedsparse ClientApp: the same code runs in simulation and on a real SuperNode.
 
 A node learns who it is from its node config (``partition-id``, ``num-partitions``, and
-optionally ``data-path`` for a device that keeps its data elsewhere); everything about
-what to train comes with the message (:class:`fedsparse.task.ClientTask`).
+optionally ``data-path`` for a device that keeps its data elsewhere and ``bitwidth`` for
+a device with fixed-precision hardware); everything about what to train comes with the
+message (:class:`fedsparse.task.ClientTask`, plus ``bitwidth`` and ``upload`` keys).
+
+At a bitwidth below 32 the client trains with quantization-aware training (a float
+latent copy, forward through Q_b, straight-through gradients) and uploads Q_b(latent)
+bit-packed; with ``upload = "delta"`` (FedPAQ) it uploads the stochastically quantized
+difference to the model it received instead.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsparse.nodes import identity_reply
-from fedsparse.screening import NUM_EXAMPLES
+from fedsparse.quant import Precision
+from fedsparse.quant.qat import quantization_aware
+from fedsparse.screening import BITWIDTH, NUM_EXAMPLES
+from fedsparse.strategies.fedpaq import UPLOAD, UPLOAD_DELTA
 from fedsparse.strategies.fedprox import PROXIMAL_MU
 from fedsparse.task import CONFIG_KEY, ClientTask
 from fedsparse.training import evaluate as evaluate_model
 from fedsparse.training import make_optimizer, pick_device, train_epochs
-from fedsparse.wire import encode_model, load_into
+from fedsparse.wire import encode_at, load_into
 
 app = ClientApp()
 
@@ -32,6 +41,15 @@ def client_id(context: Context) -> int:
 def _data_path(context: Context) -> str | None:
     path = context.node_config.get("data-path")
     return str(path) if path else None
+
+
+def _precision(message: Message, context: Context) -> Precision:
+    """The bitwidth the server sent; a device that declares its own must agree."""
+    sent = int(message.content[CONFIG_KEY].get(BITWIDTH, 32))
+    device = context.node_config.get(BITWIDTH)
+    if device is not None and int(device) != sent:
+        raise ValueError(f"server sent a {sent}-bit model to a {int(device)}-bit device")
+    return Precision.from_bitwidth(sent)
 
 
 def _model_from(message: Message, task: ClientTask) -> torch.nn.Module:
@@ -49,30 +67,44 @@ def identify(message: Message, context: Context) -> Message:
 def train(message: Message, context: Context) -> Message:
     task = ClientTask.from_message(message)
     config = message.content[CONFIG_KEY]
+    precision = _precision(message, context)
     cid = client_id(context)
     data = task.client_data(cid, _data_path(context))
     model = _model_from(message, task)
+    upload_delta = config.get(UPLOAD) == UPLOAD_DELTA
+    received = {name: t.clone() for name, t in model.state_dict().items()} if upload_delta else {}
     device = pick_device(task.use_gpu)
     server_round = int(config.get("server-round", 0))
     seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
     generator = torch.Generator().manual_seed(seed)
-    stats = train_epochs(
-        model,
-        data.train,
-        epochs=task.local_epochs,
-        batch_size=task.batch_size,
-        optimizer=make_optimizer(
-            model.parameters(), task.optimizer, task.lr, task.momentum, task.weight_decay
-        ),
-        generator=generator,
-        device=device,
-        proximal_mu=float(config.get(PROXIMAL_MU, 0.0)),
-    )
+    with quantization_aware(model, precision):
+        stats = train_epochs(
+            model,
+            data.train,
+            epochs=task.local_epochs,
+            batch_size=task.batch_size,
+            optimizer=make_optimizer(
+                model.parameters(), task.optimizer, task.lr, task.momentum, task.weight_decay
+            ),
+            generator=generator,
+            device=device,
+            proximal_mu=float(config.get(PROXIMAL_MU, 0.0)),
+        )
+    state = {name: t.cpu() for name, t in model.state_dict().items()}
+    if upload_delta:
+        delta = {name: state[name] - received[name] for name in state}
+        arrays = encode_at(delta, precision, generator=torch.Generator().manual_seed(seed + 1))
+    else:
+        arrays = encode_at(state, precision)
     metrics = MetricRecord(
-        {NUM_EXAMPLES: stats.num_examples, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        {
+            NUM_EXAMPLES: stats.num_examples,
+            "train_loss": stats.loss,
+            "train_accuracy": stats.accuracy,
+            BITWIDTH: precision.bits,
+        }
     )
-    content = RecordDict({ARRAYS_KEY: encode_model(model), "metrics": metrics})
-    return Message(content, reply_to=message)
+    return Message(RecordDict({ARRAYS_KEY: arrays, "metrics": metrics}), reply_to=message)
 
 
 @app.evaluate()

@@ -4,29 +4,51 @@ Flower's ``aggregate_arrayrecords`` decodes every array with ``np.load``, whose 
 parsing dominates for small models (4.4 ms a round for ten 105k-parameter replies,
 against 0.5 ms here). This is the same arithmetic in the same order — each array times
 its reply's weight share, accumulated in reply order, in the arrays' own dtype — over
-zero-copy views, so results are bit-identical (a test compares them).
+zero-copy views, so results are bit-identical for float32 replies (a test compares
+them). Low-precision replies are dequantized first (:mod:`fedsparse.wire.quantized`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, RecordDict
 
-from fedsparse.wire import npy_view
+from fedsparse.wire import decode_float_state
+
+State = dict[str, np.ndarray]
+
+
+def reply_weight(content: RecordDict, weight_key: str) -> float:
+    return float(next(iter(content.metric_records.values()))[weight_key])
+
+
+def weighted_mean(states: Sequence[Mapping[str, np.ndarray]], weights: Sequence[float]) -> State:
+    total = sum(weights)
+    sums: State = {}
+    for state, weight in zip(states, weights, strict=True):
+        share = weight / total
+        for name, values in state.items():
+            if name in sums:
+                sums[name] += values * share
+            else:
+                sums[name] = values * share
+    return sums
+
+
+def to_record(state: Mapping[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({name: Array(np.ascontiguousarray(value)) for name, value in state.items()})
+
+
+def decoded_arrays(content: RecordDict) -> State:
+    """The one ArrayRecord of a reply as float arrays (dequantized where packed)."""
+    state: State = {}
+    for record in content.array_records.values():
+        state.update(decode_float_state(record))
+    return state
 
 
 def weighted_mean_arrays(contents: Sequence[RecordDict], weight_key: str) -> ArrayRecord:
-    weights = [float(next(iter(content.metric_records.values()))[weight_key]) for content in contents]
-    total = sum(weights)
-    sums: dict[str, np.ndarray] = {}
-    for content, weight in zip(contents, weights, strict=True):
-        share = weight / total
-        for record in content.array_records.values():
-            for name, array in record.items():
-                if name in sums:
-                    sums[name] += npy_view(array) * share
-                else:
-                    sums[name] = npy_view(array) * share
-    return ArrayRecord({name: Array(np.asarray(value)) for name, value in sums.items()})
+    weights = [reply_weight(content, weight_key) for content in contents]
+    return to_record(weighted_mean([decoded_arrays(c) for c in contents], weights))

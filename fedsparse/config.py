@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from fedsparse.data.partition import PartitionConfig
 from fedsparse.data.sources import DATASETS
@@ -41,6 +41,9 @@ class DataConfig(Strict):
     partition: PartitionConfig = PartitionConfig()
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
+    server_samples: int = Field(
+        0, ge=0, description="training samples held out for the server (e.g. ProWD's distillation buffer)"
+    )
 
 
 class ModelConfig(Strict):
@@ -53,6 +56,14 @@ class ProfileConfig(Strict):
 
     name: str = "default"
     share: float = Field(1.0, gt=0.0, le=1.0)
+    bitwidth: int = Field(32, description="32 = float32, 16 = float16, 2-15 = integer bits")
+
+    @field_validator("bitwidth")
+    @classmethod
+    def _known_bitwidth(cls, value: int) -> int:
+        if value != 32 and not 2 <= value <= 16:
+            raise ValueError("must be 32 (float32), 16 (float16) or 2..15 (integer bits)")
+        return value
 
 
 class FederationConfig(Strict):
@@ -139,6 +150,8 @@ def _friendly(error: dict[str, Any]) -> str:
     if kind in bounds:
         template, key = bounds[kind]
         return template.format(**{key: ctx.get(key)})
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":
@@ -180,6 +193,8 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     share_sum = sum(p.share for p in fed.profiles)
     if not math.isclose(share_sum, 1.0, abs_tol=1e-6):
         problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
+
+    problems += STRATEGIES.get(cfg.strategy.name).problems(cfg.strategy_params(), cfg.data.server_samples)
 
     info = DATASETS.get(cfg.data.dataset).info
     if cfg.data.path is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fedsparse.quant import Precision
+
 def profile_counts(num_clients: int, shares: Sequence[float]) -> list[int]:
     """Split ``num_clients`` by ``shares`` with the largest-remainder method.
 
@@ -34,3 +36,12 @@ def profile_index(client_id: int, num_clients: int, shares: Sequence[float]) -> 
         if client_id < upper:
             return index
     raise AssertionError("profile counts do not cover every client")
+
+
+def client_precisions(num_clients: int, bitwidths: Sequence[int], shares: Sequence[float]) -> list[Precision]:
+    """Each client's number format, from its profile's bitwidth (index = client id)."""
+    return [
+        Precision.from_bitwidth(bitwidths[index])
+        for index, count in enumerate(profile_counts(num_clients, shares))
+        for _ in range(count)
+    ]

@@ -1,8 +1,9 @@
 """Screening of client replies before any strategy sees them.
 
-A reply must mirror what was sent: the same array names, shapes and dtypes (a quantized
-or pruned payload is checked against the payload that client received), finite floats,
-and a positive, finite, whole ``num-examples``. Anything else is rejected with a reason
+A reply must mirror what was sent: the same array names, shapes, dtypes and encodings (a
+b-bit payload is checked against the b-bit payload that client received, and the
+``bitwidth`` the client declares against the one it was sent), finite floats, and a
+positive, finite, whole ``num-examples``. Anything else is rejected with a reason
 and logged; the round goes on with the rest. Accepted replies come back sorted by client
 id, so aggregation never depends on arrival order.
 """
@@ -15,13 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord, Message, MetricRecord
 
-from fedsparse.wire import npy_view
+from fedsparse.wire import float_values
 
 log = logging.getLogger("fedsparse")
 
 NUM_EXAMPLES = "num-examples"
+BITWIDTH = "bitwidth"
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,30 @@ def check_arrays(received: ArrayRecord, expected: ArrayRecord) -> None:
             raise RejectedReply(f"{name}: shape {tuple(got.shape)} != {tuple(want.shape)}")
         if got.dtype != want.dtype:
             raise RejectedReply(f"{name}: dtype {got.dtype} != {want.dtype}")
+        if got.stype != want.stype:
+            raise RejectedReply(f"{name}: encoding {got.stype} != {want.stype}")
         try:
-            values = npy_view(got)
+            values = float_values(got)
         except Exception as error:  # malformed bytes: any decode error means reject
             raise RejectedReply(f"{name}: undecodable array ({error})") from None
         if values.shape != tuple(want.shape):
             raise RejectedReply(f"{name}: payload holds shape {values.shape}")
         if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
             raise RejectedReply(f"{name}: contains NaN or Inf")
+
+
+def check_bitwidth(metrics: MetricRecord, sent: Message) -> None:
+    """A client declares the bitwidth it trained at; it must be the one it was sent.
+
+    A float32 client may stay silent (a stock Flower client knows nothing of bitwidths;
+    its float32 payload is checked by dtype like any other).
+    """
+    sent_config = next(iter(sent.content.config_records.values()), None)
+    if sent_config is None or BITWIDTH not in sent_config:
+        return
+    declared = metrics.get(BITWIDTH, 32 if sent_config[BITWIDTH] == 32 else None)
+    if declared != sent_config[BITWIDTH]:
+        raise RejectedReply(f"declared {BITWIDTH} {declared!r}, sent {sent_config[BITWIDTH]}")
 
 
 def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
@@ -78,6 +96,7 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
         raise RejectedReply(f"missing {NUM_EXAMPLES}")
     check_num_examples(metrics[NUM_EXAMPLES])
     if with_arrays:
+        check_bitwidth(metrics, sent)
         expected = _only(sent.content.array_records, "ArrayRecord in the sent message")
         check_arrays(_only(reply.content.array_records, "ArrayRecord"), expected)
 

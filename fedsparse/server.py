@@ -16,17 +16,19 @@ from typing import Any
 import torch
 from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 
 from fedsparse.config import ExperimentConfig
+from fedsparse.devices import client_precisions
 from fedsparse.ledger import ByteLedger
 from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
 from fedsparse.nodes import ClientSampler, NodeDirectory, discover
 from fedsparse.progress import RoundProgress
+from fedsparse.quant import quantize_state
 from fedsparse.results import RunWriter
 from fedsparse.screening import NUM_EXAMPLES, Rejection, screen_replies
 from fedsparse.strategies import STRATEGIES, StrategyContext
+from fedsparse.strategies.fedavg import FedAvg
 from fedsparse.task import ClientTask
 from fedsparse.training import evaluate, pick_device
 from fedsparse.wire import encode_model, load_into
@@ -54,11 +56,19 @@ class FederationServer:
         self.grid = MeteredGrid(grid, self.ledger)
         self.task = ClientTask.from_experiment(cfg)
         self.device = pick_device(self.task.use_gpu)
-        self.test_set = self.task.federated_data().test
+        data = self.task.federated_data()
+        self.test_set = data.test
+        self.server_data = data.server
         torch.manual_seed(cfg.seed)
         self.model = self.task.build_model()
         self.arrays: ArrayRecord = encode_model(self.model)
         self.directory = NodeDirectory()
+        fed = cfg.federation
+        self.precisions = tuple(
+            client_precisions(fed.num_clients, [p.bitwidth for p in fed.profiles], [p.share for p in fed.profiles])
+        )
+        # every format present, evaluated each round; least precise first
+        self.eval_precisions = sorted(set(self.precisions), key=lambda p: p.rank)
 
     # ------------------------------------------------------------------ setup
     def _discover(self) -> None:
@@ -71,17 +81,23 @@ class FederationServer:
                 f"only {found} client(s) answered; federation.clients_per_round needs {fed.clients_per_round}"
             )
 
-    def _strategy(self) -> Strategy:
+    def _strategy(self) -> FedAvg:
         fed = self.cfg.federation
         context = StrategyContext(
             sampler=ClientSampler(self.directory, fed.clients_per_round, self.cfg.seed),
             client_eval=fed.client_eval_every > 0,
+            precisions=self.precisions,
+            build_model=self.task.build_model,
+            server_data=self.server_data,
+            seed=self.cfg.seed,
         )
         spec = STRATEGIES.get(self.cfg.strategy.name)
-        return spec.build(self.cfg.strategy_params(), context)
+        strategy = spec.build(self.cfg.strategy_params(), context)
+        assert isinstance(strategy, FedAvg), "fedsparse strategies build on strategies.fedavg.FedAvg"
+        return strategy
 
     # ------------------------------------------------------------------ rounds
-    def _train_round(self, strategy: Strategy, server_round: int) -> RoundOutcome:
+    def _train_round(self, strategy: FedAvg, server_round: int) -> RoundOutcome:
         fed = self.cfg.federation
         messages = list(strategy.configure_train(server_round, self.arrays, self.task.to_config(), self.grid))
         replies = self.grid.send_and_receive(messages, timeout=fed.round_timeout)
@@ -102,7 +118,7 @@ class FederationServer:
         outcome.train_metrics = dict(metrics or {})
         return outcome
 
-    def _client_eval(self, strategy: Strategy, server_round: int) -> dict[str, float]:
+    def _client_eval(self, strategy: FedAvg, server_round: int) -> dict[str, float]:
         every = self.cfg.federation.client_eval_every
         if every == 0 or server_round % every:
             return {}
@@ -112,13 +128,32 @@ class FederationServer:
         metrics = strategy.aggregate_evaluate(server_round, accepted) if accepted else None
         return {f"client_{k}": v for k, v in dict(metrics or {}).items()}
 
-    def _server_eval(self, server_round: int) -> dict[str, float]:
+    def _server_eval(self, strategy: FedAvg, server_round: int) -> dict[str, Any]:
+        """Test accuracy of the model each format's clients hold, quantized to that format.
+
+        ``accuracy`` and ``loss`` are the means over the formats present (with every
+        client at float32, simply the global model's).
+        """
         fed = self.cfg.federation
         if server_round % fed.eval_every and server_round != fed.rounds:
             return {}
-        load_into(self.model, self.arrays)
-        stats = evaluate(self.model, self.test_set, self.device)
-        return {"accuracy": stats.accuracy, "loss": stats.loss}
+        by_bitwidth: dict[str, float] = {}
+        losses = []
+        for precision in self.eval_precisions:
+            load_into(self.model, strategy.model_for(precision, self.arrays))
+            if not precision.is_float32:
+                self.model.load_state_dict(quantize_state(self.model.state_dict(), precision))
+            stats = evaluate(self.model, self.test_set, self.device)
+            by_bitwidth[precision.label] = stats.accuracy
+            losses.append(stats.loss)
+        return {
+            "accuracy": sum(by_bitwidth.values()) / len(by_bitwidth),
+            "loss": sum(losses) / len(losses),
+            "accuracy_by_bitwidth": by_bitwidth,
+        }
+
+    def _bitwidth(self, client: int) -> str:
+        return self.precisions[client].label if 0 <= client < len(self.precisions) else "32"
 
     def _row(self, server_round: int, outcome: RoundOutcome, seconds: float) -> dict[str, Any]:
         per_client = self.ledger.round_clients(server_round)
@@ -133,7 +168,7 @@ class FederationServer:
             "bytes_up": self.ledger.round_total(server_round, "up"),
             "bytes_down": self.ledger.round_total(server_round, "down"),
             "clients": [
-                {"id": cid, **counts, "num_examples": examples.get(cid)}
+                {"id": cid, **counts, "num_examples": examples.get(cid), "bitwidth": self._bitwidth(cid)}
                 for cid, counts in per_client.items()
             ],
             "rejected": [{"id": r.client, "reason": r.reason} for r in outcome.rejected],
@@ -147,7 +182,7 @@ class FederationServer:
         started = time.perf_counter()
         self._discover()
         strategy = self._strategy()
-        final: dict[str, float] = {}
+        final: dict[str, Any] = {}
         skipped = 0
         with RoundProgress(fed.rounds, self.cfg.output.progress) as progress:
             for server_round in range(1, fed.rounds + 1):
@@ -155,7 +190,7 @@ class FederationServer:
                 round_start = time.perf_counter()
                 outcome = self._train_round(strategy, server_round)
                 skipped += outcome.skipped
-                evaluation = {**self._client_eval(strategy, server_round), **self._server_eval(server_round)}
+                evaluation = {**self._client_eval(strategy, server_round), **self._server_eval(strategy, server_round)}
                 row = self._row(server_round, outcome, time.perf_counter() - round_start)
                 row.update(evaluation)
                 self.writer.append_round(row)
@@ -165,6 +200,7 @@ class FederationServer:
         summary = {
             "final_accuracy": final.get("accuracy"),
             "final_loss": final.get("loss"),
+            "final_accuracy_by_bitwidth": final.get("accuracy_by_bitwidth"),
             "rounds_completed": fed.rounds,
             "rounds_skipped": skipped,
             "model_parameters": count_parameters(self.model),

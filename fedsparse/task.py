@@ -34,6 +34,7 @@ class ClientTask(BaseModel):
     num_clients: int
     val_fraction: float
     test_fraction: float
+    server_samples: int
     model: str
     model_options: dict[str, Any]
     local_epochs: int
@@ -55,6 +56,7 @@ class ClientTask(BaseModel):
             num_clients=fed.num_clients,
             val_fraction=cfg.data.val_fraction,
             test_fraction=cfg.data.test_fraction,
+            server_samples=cfg.data.server_samples,
             model=cfg.model.name,
             model_options=cfg.model.options,
             local_epochs=fed.local_epochs,
@@ -83,6 +85,7 @@ class ClientTask(BaseModel):
             self.val_fraction,
             self.test_fraction,
             self.seed,
+            self.server_samples,
         )
 
     def client_data(self, client_id: int, data_path: str | None = None) -> ClientData:

@@ -5,19 +5,45 @@ replaces node sampling with seeded sampling by client id, so runs repeat exactly
 averages arrays over zero-copy views (:mod:`fedsparse.aggregation`, bit-identical to
 Flower's ``aggregate_arrayrecords``, several times faster). Replies reach
 ``aggregate_train`` already screened and sorted by the server loop.
+
+It is also the base of every fedsparse strategy, because it owns what bit-heterogeneous
+federations add to the message flow: each client receives Q_b(model) at its own device
+bitwidth b (bit-packed) with ``bitwidth`` in its config, and replies are dequantized
+before averaging ("naive" FedAvg over mixed precisions, METHODS.md §1). With every
+client at float32 the messages are exactly the plain FedAvg ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 from pydantic import BaseModel, ConfigDict
 
-from fedsparse.aggregation import weighted_mean_arrays
+from fedsparse.aggregation import decoded_arrays, reply_weight, weighted_mean_arrays
+from fedsparse.quant import Precision
+from fedsparse.screening import BITWIDTH
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
+from fedsparse.wire import encode_at, float_tensors
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One screened reply, decoded: who sent it, at which precision, weight, float arrays."""
+
+    client: int
+    precision: Precision
+    weight: float
+    state: dict[str, np.ndarray]
+
+
+def quantized_copy(arrays: ArrayRecord, precision: Precision) -> ArrayRecord:
+    """Q_b of a float model, encoded as a b-bit device receives it."""
+    return arrays if precision.is_float32 else encode_at(float_tensors(arrays), precision)
 
 
 class FedAvgParams(BaseModel):
@@ -27,35 +53,51 @@ class FedAvgParams(BaseModel):
 class FedAvg(FlowerFedAvg):
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(min_available_nodes=0)
+        self.context = context
         self.sampler = context.sampler
         self.client_eval = context.client_eval
+        self.initial_arrays: ArrayRecord | None = None  # the model of round 1
+        self.round_start: ArrayRecord | None = None  # the global model this round began from
+
+    # ------------------------------------------------------------ what clients get
+    def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
+        """The float model that clients at ``precision`` start from and are evaluated on.
+
+        One global model here; strategies that keep a model per group override it.
+        """
+        return global_arrays
 
     def train_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:
         """Per-round config sent with the model; subclasses add their own keys."""
         config["server-round"] = server_round
         return config
 
+    def _payload(self, precision: Precision, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
+        client_config = ConfigRecord(dict(config))
+        client_config[BITWIDTH] = precision.bits
+        downlink = quantized_copy(self.model_for(precision, arrays), precision)
+        return RecordDict({self.arrayrecord_key: downlink, self.configrecord_key: client_config})
+
     def _messages(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, kind: str
     ) -> list[Message]:
-        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
-        nodes = self.sampler.sample(server_round, purpose=kind)
-        return list(self._construct_messages(record, nodes, kind))
+        """One message per sampled node; nodes at the same precision share one payload."""
+        payloads: dict[Precision, RecordDict] = {}
+        messages = []
+        for node in self.sampler.sample(server_round, purpose=kind):
+            precision = self.context.precision_of(self.sampler.directory.client_of(node))
+            if precision not in payloads:
+                payloads[precision] = self._payload(precision, arrays, config)
+            messages.append(Message(content=payloads[precision], message_type=kind, dst_node_id=node))
+        return messages
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        if self.initial_arrays is None:
+            self.initial_arrays = arrays
+        self.round_start = arrays
         return self._messages(server_round, arrays, self.train_config(server_round, config), MessageType.TRAIN)
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
-        if not valid_replies:
-            return None, None
-        contents = [msg.content for msg in valid_replies]
-        arrays = weighted_mean_arrays(contents, self.weighted_by_key)
-        return arrays, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -64,6 +106,40 @@ class FedAvg(FlowerFedAvg):
             return []
         config["server-round"] = server_round
         return self._messages(server_round, arrays, config, MessageType.EVALUATE)
+
+    # ------------------------------------------------------------ what comes back
+    def uploads(self, replies: Iterable[Message]) -> list[Upload]:
+        """Screened replies decoded to float arrays, with their client and precision."""
+        client_of = self.sampler.directory.client_of
+        out = []
+        for msg in replies:
+            client = client_of(msg.metadata.src_node_id)
+            out.append(
+                Upload(
+                    client=client,
+                    precision=self.context.precision_of(client),
+                    weight=reply_weight(msg.content, self.weighted_by_key),
+                    state=decoded_arrays(msg.content),
+                )
+            )
+        return out
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
+        if not valid_replies:
+            return None, None
+        contents = [msg.content for msg in valid_replies]
+        arrays = self.aggregate_arrays(server_round, valid_replies)
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        if metrics is not None and BITWIDTH in metrics:
+            del metrics[BITWIDTH]  # a per-client fact, not a quantity to average
+        return arrays, metrics
+
+    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
+        """The new global model from screened replies; what each strategy defines."""
+        return weighted_mean_arrays([msg.content for msg in replies], self.weighted_by_key)
 
 
 STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx)))

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel
+from torch import nn
 
+from fedsparse.data import ArrayDataset
 from fedsparse.nodes import ClientSampler
+from fedsparse.quant import FLOAT32, Precision
 from fedsparse.registry import Registry
 
 
@@ -22,12 +25,25 @@ class StrategyContext:
 
     sampler: ClientSampler
     client_eval: bool
+    precisions: tuple[Precision, ...] = ()  # by client id; empty: every client float32
+    build_model: Callable[[], nn.Module] | None = None  # for strategies that run the model
+    server_data: ArrayDataset | None = None  # held-out samples (data.server_samples)
+    seed: int = 0
+
+    def precision_of(self, client: int) -> Precision:
+        return self.precisions[client] if 0 <= client < len(self.precisions) else FLOAT32
+
+
+def _no_problems(params: BaseModel, server_samples: int) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
 class StrategySpec:
     params: type[BaseModel]
     build: Callable[[BaseModel, StrategyContext], Strategy]
+    # checks against the rest of the config: (validated params, data.server_samples) → problems
+    problems: Callable[[BaseModel, int], list[str]] = _no_problems
 
 
 STRATEGIES: Registry[StrategySpec] = Registry("strategy")

@@ -1,5 +1,6 @@
 """Both engines run the same apps: for a seed, the inline engine's results and bytes are
-the Ray engine's, for every strategy."""
+the Ray engine's, for every strategy, on a bit-heterogeneous federation (float32, int8
+and int4 devices), so quantized and packed messages cross both engines."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
 def test_inline_and_ray_give_identical_results_and_bytes(tmp_path: Path, strategy: str) -> None:
     overrides = (
         f"strategy.name={strategy}", "federation.rounds=3", "federation.client_eval_every=2",
-        "output.plots=false",
+        "output.plots=false", "data.server_samples=100",
+        "federation.profiles=[{share: 0.5, bitwidth: 32}, {share: 0.3, bitwidth: 8}, {share: 0.2, bitwidth: 4}]",
     )
     inline_rows, inline_summary = simulate("quickstart.yaml", tmp_path / "inline", *overrides, "engine.backend=inline")
     ray_rows, ray_summary = simulate("quickstart.yaml", tmp_path / "ray", *overrides, "engine.backend=ray")
     assert inline_summary["bytes_up_total"] > 0 and inline_summary["strategy"] == strategy
+    assert set(inline_summary["final_accuracy_by_bitwidth"]) == {"4", "8", "32"}
     assert [without_timings(r) for r in inline_rows] == [without_timings(r) for r in ray_rows]
     assert without_timings(inline_summary) == without_timings(ray_summary)

@@ -28,6 +28,7 @@ class FederatedData:
     info: DatasetInfo
     pool: ArrayDataset  # the training pool the partitions index into
     test: ArrayDataset
+    server: ArrayDataset  # held out from every client (empty unless data.server_samples)
     partitions: tuple[np.ndarray, ...]
     val_fraction: float
     seed: int
@@ -46,6 +47,20 @@ class FederatedData:
         )
 
 
+def _hold_out(train: ArrayDataset, count: int, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
+    """Split ``count`` seeded random samples off the training pool for the server.
+
+    With ``count`` = 0 the pool is returned as is, so partitions stay exactly those of a
+    config without a server buffer.
+    """
+    if count == 0:
+        return train, train.subset(np.arange(0))
+    if count > len(train) // 2:
+        raise ValueError(f"data.server_samples: {count} is more than half the {len(train)} training samples")
+    order = np.random.default_rng([seed, 0x5E5]).permutation(len(train))
+    return train.subset(np.sort(order[count:])), train.subset(np.sort(order[:count]))
+
+
 @lru_cache(maxsize=4)
 def load_federated_data(
     dataset: str,
@@ -55,16 +70,19 @@ def load_federated_data(
     val_fraction: float,
     test_fraction: float,
     seed: int,
+    server_samples: int = 0,
 ) -> FederatedData:
     """Load, split and partition once per process; arguments are hashable for the cache."""
     source = DATASETS.get(dataset)
     splits = source.load(Path(path) if path else None, seed, test_fraction)  # type: ignore[operator]
+    pool, server = _hold_out(splits.train, server_samples, seed)
     partition = PartitionConfig.model_validate_json(partition_json)
-    parts = partition_indices(splits.train.y, num_clients, partition, seed)
+    parts = partition_indices(pool.y, num_clients, partition, seed)
     return FederatedData(
         info=source.info,
-        pool=splits.train,
+        pool=pool,
         test=splits.test,
+        server=server,
         partitions=tuple(parts),
         val_fraction=val_fraction,
         seed=seed,

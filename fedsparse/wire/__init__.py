@@ -1,5 +1,27 @@
 """Wire codecs: the only code that turns tensors into Flower records and back."""
 
-from fedsparse.wire.dense import decode_state, encode_model, encode_state, load_into, npy_view
+from fedsparse.wire.dense import decode_state, encode_model, encode_state, npy_view
+from fedsparse.wire.model import float_tensors, load_into
+from fedsparse.wire.quantized import (
+    BITPACKED,
+    decode_float_state,
+    encode_at,
+    float_values,
+    read_packed,
+    record_precision,
+)
 
-__all__ = ["decode_state", "encode_model", "encode_state", "load_into", "npy_view"]
+__all__ = [
+    "BITPACKED",
+    "decode_float_state",
+    "decode_state",
+    "encode_at",
+    "encode_model",
+    "encode_state",
+    "float_tensors",
+    "float_values",
+    "load_into",
+    "npy_view",
+    "read_packed",
+    "record_precision",
+]

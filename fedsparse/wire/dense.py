@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -77,15 +76,3 @@ def decode_state(record: ArrayRecord) -> OrderedDict[str, torch.Tensor]:
 
 def encode_model(model: torch.nn.Module) -> ArrayRecord:
     return encode_state(model.state_dict())
-
-
-def load_into(model: torch.nn.Module, record: ArrayRecord) -> None:
-    """Load arrays into ``model``; strict, so a missing or extra key is an error.
-
-    ``load_state_dict`` copies into the parameters, so the read-only views are enough
-    (torch warns about wrapping non-writable memory; nothing writes to it here).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        state = {name: torch.from_numpy(npy_view(array)) for name, array in record.items()}
-    model.load_state_dict(state, strict=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 
+import pytest
+import torch
+
 from fedsparse.clients.app import app
 from fedsparse.nodes import CLIENT_ID, IDENTITY
 from fedsparse.task import ClientTask
@@ -58,3 +61,50 @@ def test_evaluate_and_identify(quickstart_cfg, server_identity) -> None:  # type
     assert 0.0 <= reply.content["metrics"]["val_accuracy"] <= 1.0
     query = Message(RecordDict({IDENTITY: ConfigRecord()}), dst_node_id=1004, message_type=MessageType.QUERY)
     assert app(query, context_for(4, 10)).content[IDENTITY][CLIENT_ID] == 4
+
+
+def _quantized_start(task: ClientTask, bitwidth: int):  # type: ignore[no-untyped-def]
+    from fedsparse.quant import Precision
+    from fedsparse.strategies.fedavg import quantized_copy
+
+    return quantized_copy(encode_model(task.build_model()), Precision.from_bitwidth(bitwidth))
+
+
+def test_a_low_bit_client_trains_quantization_aware_and_replies_in_its_format(quickstart_cfg, server_identity) -> None:  # type: ignore[no-untyped-def]
+    from fedsparse.quant import Precision, fake_quantize
+    from fedsparse.wire import BITPACKED, float_tensors
+
+    task = ClientTask.from_experiment(quickstart_cfg)
+    start = _quantized_start(task, 4)
+    reply = app(train_message(task, start, 1001, bitwidth=4), context_for(1, 10))
+    assert not reply.has_error() and reply.content["metrics"]["bitwidth"] == 4
+    arrays = reply.content["arrays"]
+    assert all(a.stype == BITPACKED and a.dtype == "int4" for a in arrays.values())
+    assert {k: tuple(a.shape) for k, a in arrays.items()} == {k: tuple(a.shape) for k, a in start.items()}
+    weights = float_tensors(arrays)
+    for tensor in weights.values():  # on the 4-bit grid, and trained
+        assert torch.equal(fake_quantize(tensor, Precision(4, "int")), tensor)
+    assert _distance(weights, float_tensors(start)) > 0
+
+
+def test_fedpaq_clients_upload_a_stochastically_quantized_difference(quickstart_cfg, server_identity) -> None:  # type: ignore[no-untyped-def]
+    from fedsparse.wire import float_tensors
+
+    task = ClientTask.from_experiment(quickstart_cfg)
+    start = _quantized_start(task, 8)
+    weights = app(train_message(task, start, 1001, bitwidth=8), context_for(1, 10)).content["arrays"]
+    delta = app(train_message(task, start, 1001, bitwidth=8, upload="delta"), context_for(1, 10)).content["arrays"]
+    trained, received, step = float_tensors(weights), float_tensors(start), float_tensors(delta)
+    moved = {k: trained[k] - received[k] for k in trained}
+    # the same training; the upload is its difference, up to one 8-bit step per element
+    for name in moved:
+        step_size = moved[name].abs().reshape(moved[name].shape[0], -1).amax(1).max() / 127
+        assert (step[name] - moved[name]).abs().max() <= step_size * 1.01 + 2 * (trained[name].abs().max() / 127)
+
+
+def test_a_device_that_declares_another_bitwidth_refuses_the_model(quickstart_cfg, server_identity) -> None:  # type: ignore[no-untyped-def]
+    task = ClientTask.from_experiment(quickstart_cfg)
+    context = context_for(1, 10)
+    context.node_config["bitwidth"] = 8
+    with pytest.raises(ValueError, match="4-bit model to a 8-bit device"):  # the engine turns it into an error reply
+        app(train_message(task, _quantized_start(task, 4), 1001, bitwidth=4), context)

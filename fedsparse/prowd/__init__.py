@@ -1,0 +1,16 @@
+"""ProWD (Yoon et al., ICML 2022): progressive weight dequantization and selective
+aggregation for bitwidth-heterogeneous federations. Plain PyTorch / NumPy; the Flower
+strategy that uses it is ``fedsparse.strategies.prowd``."""
+
+from fedsparse.prowd.dequantizer import FlatWeights, ProgressiveDequantizer, bit_ladder
+from fedsparse.prowd.selective import selective_mean
+from fedsparse.prowd.training import DequantizerTrainer, TrainingSettings
+
+__all__ = [
+    "DequantizerTrainer",
+    "FlatWeights",
+    "ProgressiveDequantizer",
+    "TrainingSettings",
+    "bit_ladder",
+    "selective_mean",
+]
