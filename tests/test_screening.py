@@ -73,3 +73,44 @@ def test_failed_missing_and_unsolicited_replies(sent) -> None:  # type: ignore[n
     assert "boom" in reasons[0]
     assert reasons[1] == "no reply before the round timeout"
     assert reasons[9] == "reply from a node that was not asked"
+
+
+@pytest.fixture
+def sent_4bit(quickstart_cfg, server_identity):  # type: ignore[no-untyped-def]
+    from fedsparse.quant import Precision
+    from fedsparse.wire import encode_at, float_tensors
+
+    task = ClientTask.from_experiment(quickstart_cfg)
+    model = encode_model(task.build_model())
+    arrays = encode_at(float_tensors(model), Precision(4, "int"))
+    return train_message(task, arrays, 10, bitwidth=4), arrays, model
+
+
+def _truncated(arrays: ArrayRecord) -> ArrayRecord:
+    name = next(iter(arrays))
+    array = arrays[name]
+    out = ArrayRecord(dict(arrays.items()))
+    out[name] = Array(dtype=array.dtype, shape=tuple(array.shape), stype=array.stype, data=array.data[:-1])
+    return out
+
+
+def test_a_low_bit_reply_must_match_the_bitwidth_it_was_sent(sent_4bit) -> None:  # type: ignore[no-untyped-def]
+    from fedsparse.quant import Precision
+    from fedsparse.wire import encode_at, float_tensors
+
+    message, arrays, model = sent_4bit
+    as_int8 = encode_at(float_tensors(model), Precision(8, "int"))
+    cases = {
+        "good": (arrays, {"num-examples": 5, "bitwidth": 4}, None),
+        "payload at 8 bits": (as_int8, {"num-examples": 5, "bitwidth": 4}, "dtype int8 != int4"),
+        "payload in float32": (model, {"num-examples": 5, "bitwidth": 4}, "dtype float32 != int4"),
+        "declares 8 bits": (arrays, {"num-examples": 5, "bitwidth": 8}, "declared bitwidth 8, sent 4"),
+        "declares nothing": (arrays, {"num-examples": 5}, "declared bitwidth None, sent 4"),
+        "truncated packing": (_truncated(arrays), {"num-examples": 5, "bitwidth": 4}, "undecodable"),
+    }
+    for case, (reply_arrays, metrics, reason) in cases.items():
+        accepted, rejected = screen_replies([message], [reply_from(message, reply_arrays, metrics)], {10: 0}.get)
+        if reason is None:
+            assert len(accepted) == 1 and not rejected, case
+        else:
+            assert not accepted and reason in rejected[0].reason, (case, rejected)
