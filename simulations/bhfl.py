@@ -30,11 +30,13 @@ VARIANTS: dict[str, list[str]] = {
     "prowd": ["strategy.name=prowd"],
     "prowd, no dequantizer": ["strategy.name=prowd", "strategy.prowd.dequantizer=false"],
     "prowd, no selective": ["strategy.name=prowd", "strategy.prowd.selective=false"],
+    "prowd, Δ from θ_global": ["strategy.name=prowd", "strategy.prowd.low_bit_update=from_global"],
 }
 
 
 def run_one(config: str, variant: str, seed: int, out: Path, extra: list[str]) -> dict:  # type: ignore[type-arg]
-    name = f"{Path(config).stem}__{variant.replace(', ', '_').replace(' ', '_')}__seed{seed}"
+    slug = "".join(ch if ch.isalnum() else "_" for ch in variant)
+    name = f"{Path(config).stem}__{slug}__seed{seed}"
     summary_path = out / name / "summary.json"
     if not summary_path.exists():
         overrides = [*VARIANTS[variant], f"seed={seed}", f"output.dir={out}", f"output.name={name}",

@@ -12,6 +12,7 @@ With no high-precision client in a round, the (dequantized) mean is used.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
-from fedsparse.quant import FLOAT32
-from fedsparse.strategies.fedavg import FedAvg, Upload
+from fedsparse.quant import FLOAT32, Precision
+from fedsparse.strategies.fedavg import FedAvg, Upload, quantized_copy
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
 
@@ -42,6 +43,9 @@ class ProWDParams(BaseModel):
     batch_elements: int = Field(16384, ge=1, description="weights sampled per step for the reconstruction loss")
     distill_batch: int = Field(128, ge=1, description="server-buffer samples per distillation step")
     distill_steps: int = Field(5, ge=0, description="steps per round (the last ones) that add distillation")
+    low_bit_update: Literal["from_received", "from_global"] = Field(
+        "from_received", description="a low-bit update is measured from the model the client received, or from θ_global"
+    )
 
 
 class ProWD(FedAvg):
@@ -66,10 +70,27 @@ class ProWD(FedAvg):
                 self.dequantizer, settings, context.seed, context.build_model, context.server_data
             )
 
-    def _restored(self, upload: Upload) -> dict[str, np.ndarray]:
-        assert self.dequantizer is not None
-        restored = self.dequantizer.restore(_tensors(upload.state), upload.precision)
+    def _restore(self, state: Mapping[str, np.ndarray], precision: Precision) -> Mapping[str, np.ndarray]:
+        """D(θ) progressively from ``precision``'s rung; scale dequantization without a dequantizer."""
+        if self.dequantizer is None:
+            return state
+        restored = self.dequantizer.restore(_tensors(state), precision)
         return {name: t.numpy() for name, t in restored.items()}
+
+    def _low_bit_state(self, upload: Upload, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model a low-bit client stands for, as the global model plus its update.
+
+        ``from_global`` (METHODS.md): D(θ_l) itself, i.e. update D(θ_l) - θ_global.
+        ``from_received``: θ_global + D(θ_l) - D(Q_b(θ_global)), the change from the model
+        the client actually received, so the quantization error of its starting point
+        (which at 2 bits dwarfs a round of training) is not counted as an update.
+        """
+        restored = self._restore(upload.state, upload.precision)
+        if self.params.low_bit_update == "from_global":
+            return dict(restored)
+        received = decode_float_state(quantized_copy(self.round_start, upload.precision))
+        restored_received = self._restore(received, upload.precision)
+        return {name: start[name] + (restored[name] - restored_received[name]) for name in start}
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         assert self.round_start is not None, "aggregate_train before configure_train"
@@ -83,9 +104,7 @@ class ProWD(FedAvg):
             states = [_tensors(s) for s, _ in high] + [reference]
             starts = sorted({u.precision for u in low_uploads}, key=lambda p: p.rank)
             self.last_metrics.update(self.trainer.fit(states, reference, starts))
-            low = [(self._restored(u), u.weight) for u in low_uploads]
-        else:
-            low = [(u.state, u.weight) for u in low_uploads]
+        low = [(self._low_bit_state(u, start), u.weight) for u in low_uploads]
         if self.params.selective and high and low:
             state, kept = selective_mean(start, high, low)
             self.last_metrics["prowd_kept_fraction"] = kept

@@ -97,12 +97,12 @@ def test_fedpaq_adds_the_mean_uploaded_difference(server_identity) -> None:  # t
 
 
 def test_prowd_without_its_parts_is_fedavg_and_with_selection_drops_disagreeing_low_bits(server_identity) -> None:  # type: ignore[no-untyped-def]
-    neither = _strategy("prowd", ProWDParams(dequantizer=False, selective=False))
+    neither = _strategy("prowd", ProWDParams(dequantizer=False, selective=False, low_bit_update="from_global"))
     _, plain = _round(neither, START, UPLOADS)
     _, fedavg = _round(_strategy("fedavg"), START, UPLOADS)
     np.testing.assert_allclose(_values(plain), _values(fedavg), rtol=1e-6)
 
-    selective = _strategy("prowd", ProWDParams(dequantizer=False, selective=True))
+    selective = _strategy("prowd", ProWDParams(dequantizer=False, selective=True, low_bit_update="from_global"))
     _, arrays = _round(selective, START, UPLOADS)
     start = np.array(START, np.float32)
     high = (np.array(UPLOADS[0]) + UPLOADS[1]) / 2 - start  # [0.3, 0, 0.2, -0.4]
@@ -111,6 +111,15 @@ def test_prowd_without_its_parts_is_fedavg_and_with_selection_drops_disagreeing_
     for i in range(4):
         kept = [d[i] for d in low if d[i] * high[i] > 0]
         expected.append(start[i] + (2 * high[i] + sum(kept)) / (2 + len(kept)))
+    np.testing.assert_allclose(_values(arrays), expected, rtol=1e-5)
+
+
+def test_prowd_measures_low_bit_updates_from_the_model_the_client_received(server_identity) -> None:  # type: ignore[no-untyped-def]
+    strategy = _strategy("prowd", ProWDParams(dequantizer=False, selective=False))
+    _, arrays = _round(strategy, START, UPLOADS)
+    start = np.array(START, np.float32)
+    low = [start + _q(UPLOADS[c], PRECISIONS[c]) - _q(START, PRECISIONS[c]) for c in (2, 3)]
+    expected = (np.array(UPLOADS[0]) + UPLOADS[1] + low[0] + low[1]) / 4
     np.testing.assert_allclose(_values(arrays), expected, rtol=1e-5)
 
 
