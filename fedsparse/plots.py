@@ -14,22 +14,32 @@ from fedsparse.results import read_metrics  # noqa: E402
 PLOT_FILES = ("accuracy_vs_round.png", "accuracy_vs_mb.png")
 
 
-def _series(rows: list[dict]) -> tuple[list[int], list[float], list[float]]:  # type: ignore[type-arg]
-    rounds, accuracy, megabytes = [], [], []
+def _series(rows: list[dict]) -> tuple[list[int], dict[str, list[float]], list[float]]:  # type: ignore[type-arg]
+    """Rounds with an evaluation, their accuracy curves, and cumulative MB at each.
+
+    One curve (``accuracy``) for a float32 federation; with several device bitwidths,
+    one per bitwidth plus their mean.
+    """
+    rounds, megabytes = [], []
+    curves: dict[str, list[float]] = {}
     cumulative = 0
     for row in rows:
         cumulative += row["bytes_up"] + row["bytes_down"]
-        if row.get("accuracy") is not None:
-            rounds.append(row["round"])
-            accuracy.append(row["accuracy"])
-            megabytes.append(cumulative / 1e6)
-    return rounds, accuracy, megabytes
+        if row.get("accuracy") is None:
+            continue
+        rounds.append(row["round"])
+        megabytes.append(cumulative / 1e6)
+        by_bitwidth = row.get("accuracy_by_bitwidth") or {}
+        labels = {f"{b}-bit": v for b, v in by_bitwidth.items()} if len(by_bitwidth) > 1 else {}
+        for label, value in {**labels, ("mean" if labels else "accuracy"): row["accuracy"]}.items():
+            curves.setdefault(label, []).append(value)
+    return rounds, curves, megabytes
 
 
 def plot_run(run_dir: Path) -> list[Path]:
     """Write accuracy-vs-round and accuracy-vs-cumulative-MB PNGs; return their paths."""
     rows = read_metrics(run_dir)
-    rounds, accuracy, megabytes = _series(rows)
+    rounds, curves, megabytes = _series(rows)
     title = run_dir.name
     outputs = []
     for filename, xs, xlabel in (
@@ -37,7 +47,10 @@ def plot_run(run_dir: Path) -> list[Path]:
         (PLOT_FILES[1], megabytes, "cumulative MB moved (up + down)"),
     ):
         fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
-        ax.plot(xs, accuracy, marker="o", markersize=3)
+        for label, accuracy in curves.items():
+            ax.plot(xs, accuracy, marker="o", markersize=3, label=label, linewidth=2 if label == "mean" else 1)
+        if len(curves) > 1:
+            ax.legend(fontsize=7)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy")
         ax.set_title(title, fontsize=9)
