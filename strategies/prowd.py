@@ -77,7 +77,9 @@ class ProWD(FedAvg):
         restored = self.dequantizer.restore(_tensors(state), precision)
         return {name: t.numpy() for name, t in restored.items()}
 
-    def _low_bit_state(self, upload: Upload, start: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _low_bit_state(
+        self, upload: Upload, start: Mapping[str, np.ndarray], received_cache: dict[Precision, Mapping[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         """The model a low-bit client stands for, as the global model plus its update.
 
         ``from_global`` (METHODS.md): D(θ_l) itself, i.e. update D(θ_l) - θ_global.
@@ -88,8 +90,11 @@ class ProWD(FedAvg):
         restored = self._restore(upload.state, upload.precision)
         if self.params.low_bit_update == "from_global":
             return dict(restored)
-        received = decode_float_state(quantized_copy(self.round_start, upload.precision))
-        restored_received = self._restore(received, upload.precision)
+        if upload.precision not in received_cache:  # one per bitwidth, shared by its clients
+            assert self.round_start is not None
+            received = decode_float_state(quantized_copy(self.round_start, upload.precision))
+            received_cache[upload.precision] = self._restore(received, upload.precision)
+        restored_received = received_cache[upload.precision]
         return {name: start[name] + (restored[name] - restored_received[name]) for name in start}
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
@@ -104,7 +109,8 @@ class ProWD(FedAvg):
             states = [_tensors(s) for s, _ in high] + [reference]
             starts = sorted({u.precision for u in low_uploads}, key=lambda p: p.rank)
             self.last_metrics.update(self.trainer.fit(states, reference, starts))
-        low = [(self._low_bit_state(u, start), u.weight) for u in low_uploads]
+        received_cache: dict[Precision, Mapping[str, np.ndarray]] = {}
+        low = [(self._low_bit_state(u, start, received_cache), u.weight) for u in low_uploads]
         if self.params.selective and high and low:
             state, kept = selective_mean(start, high, low)
             self.last_metrics["prowd_kept_fraction"] = kept

@@ -8,7 +8,6 @@ from fedsparse.wire.quantized import (
     encode_at,
     float_values,
     read_packed,
-    record_precision,
 )
 
 __all__ = [
@@ -23,5 +22,4 @@ __all__ = [
     "load_into",
     "npy_view",
     "read_packed",
-    "record_precision",
 ]

@@ -19,7 +19,6 @@ import torch
 from flwr.app import Array, ArrayRecord
 
 from fedsparse.quant import Precision, dequantize, pack_codes, packed_length, quantize, unpack_codes
-from fedsparse.quant.precision import FLOAT32
 from fedsparse.quant.quantizer import stochastic_quantize
 from fedsparse.wire.dense import encode_state, npy_view
 
@@ -58,18 +57,6 @@ def read_packed(array: Array) -> tuple[np.ndarray, np.ndarray, int]:
     return codes.reshape(shape), scales, bits
 
 
-def array_precision(array: Array) -> Precision | None:
-    """The number format an array travels in (``None`` for non-float dense arrays)."""
-    if array.stype == BITPACKED:
-        match = _INT_DTYPE.fullmatch(array.dtype)
-        return Precision(int(match.group(1)), "int") if match else None
-    if array.dtype == "float16":
-        return Precision(16, "float")
-    if array.dtype == "float32":
-        return FLOAT32
-    return None
-
-
 def float_values(array: Array) -> np.ndarray:
     """The float values an array stands for: dequantized codes, or the dense payload."""
     if array.stype == BITPACKED:
@@ -105,10 +92,3 @@ def encode_at(
             record[name] = encode_codes(codes, scales, precision.bits)
     return record
 
-
-def record_precision(record: ArrayRecord) -> Precision | None:
-    """The single format of a record's floating arrays; ``ValueError`` if they disagree."""
-    found = {p for p in (array_precision(a) for a in record.values()) if p is not None}
-    if len(found) > 1:
-        raise ValueError(f"arrays in mixed formats: {sorted(str(p) for p in found)}")
-    return next(iter(found), None)
