@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fedsparse.quant import Precision
+from fedsparse.quant import FLOAT32, Precision
 
 def profile_counts(num_clients: int, shares: Sequence[float]) -> list[int]:
     """Split ``num_clients`` by ``shares`` with the largest-remainder method.
@@ -45,3 +45,8 @@ def client_precisions(num_clients: int, bitwidths: Sequence[int], shares: Sequen
         for index, count in enumerate(profile_counts(num_clients, shares))
         for _ in range(count)
     ]
+
+
+def precision_of(precisions: Sequence[Precision], client: int) -> Precision:
+    """A client's format; an unknown client (id -1: a node that never identified) is float32."""
+    return precisions[client] if 0 <= client < len(precisions) else FLOAT32

@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
 from fedsparse.config import ExperimentConfig
-from fedsparse.devices import client_precisions
+from fedsparse.devices import client_precisions, precision_of
 from fedsparse.ledger import ByteLedger
 from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
@@ -153,7 +153,7 @@ class FederationServer:
         }
 
     def _bitwidth(self, client: int) -> str:
-        return self.precisions[client].label if 0 <= client < len(self.precisions) else "32"
+        return precision_of(self.precisions, client).label
 
     def _row(self, server_round: int, outcome: RoundOutcome, seconds: float) -> dict[str, Any]:
         per_client = self.ledger.round_clients(server_round)

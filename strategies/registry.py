@@ -15,7 +15,8 @@ from torch import nn
 
 from fedsparse.data import ArrayDataset
 from fedsparse.nodes import ClientSampler
-from fedsparse.quant import FLOAT32, Precision
+from fedsparse.devices import precision_of
+from fedsparse.quant import Precision
 from fedsparse.registry import Registry
 
 
@@ -31,7 +32,7 @@ class StrategyContext:
     seed: int = 0
 
     def precision_of(self, client: int) -> Precision:
-        return self.precisions[client] if 0 <= client < len(self.precisions) else FLOAT32
+        return precision_of(self.precisions, client)
 
 
 def _no_problems(params: BaseModel, server_samples: int) -> list[str]:
