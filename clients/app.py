@@ -3,7 +3,9 @@
 A node learns who it is from its node config (``partition-id``, ``num-partitions``, and
 optionally ``data-path`` for a device that keeps its data elsewhere and ``bitwidth`` for
 a device with fixed-precision hardware); everything about what to train comes with the
-message (:class:`fedsparse.task.ClientTask`, plus ``bitwidth`` and ``upload`` keys).
+message (:class:`fedsparse.task.ClientTask`, plus ``bitwidth``, ``upload`` and
+``width-scale`` keys). A pruned sub-model simply arrives with narrower arrays: the client
+builds the task's model at the received shapes and trains it like any other.
 
 At a bitwidth below 32 the client trains with quantization-aware training (a float
 latent copy, forward through Q_b, straight-through gradients) and uploads Q_b(latent)
@@ -21,9 +23,12 @@ from flwr.clientapp import ClientApp
 from fedsparse.nodes import identity_reply
 from fedsparse.quant import Precision
 from fedsparse.quant.qat import quantization_aware
+from fedsparse.prune import resize_to, scaled_activations
+from fedsparse.screening import ARRAYS as ARRAYS_KEY
 from fedsparse.screening import BITWIDTH, NUM_EXAMPLES
 from fedsparse.strategies.fedpaq import UPLOAD, UPLOAD_DELTA
 from fedsparse.strategies.fedprox import PROXIMAL_MU
+from fedsparse.strategies.submodel import WIDTH_SCALE
 from fedsparse.task import CONFIG_KEY, ClientTask
 from fedsparse.training import evaluate as evaluate_model
 from fedsparse.training import make_optimizer, pick_device, train_epochs
@@ -31,7 +36,6 @@ from fedsparse.wire import encode_at, load_into
 
 app = ClientApp()
 
-ARRAYS_KEY = "arrays"
 
 
 def client_id(context: Context) -> int:
@@ -53,8 +57,11 @@ def _precision(message: Message, context: Context) -> Precision:
 
 
 def _model_from(message: Message, task: ClientTask) -> torch.nn.Module:
+    """The task's model at the shapes received: a pruned sub-model arrives narrower."""
     model = task.build_model()
-    load_into(model, message.content[ARRAYS_KEY])
+    arrays = message.content[ARRAYS_KEY]
+    resize_to(model, {name: array.shape for name, array in arrays.items()})
+    load_into(model, arrays)
     return model
 
 
@@ -77,7 +84,8 @@ def train(message: Message, context: Context) -> Message:
     server_round = int(config.get("server-round", 0))
     seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
     generator = torch.Generator().manual_seed(seed)
-    with quantization_aware(model, precision):
+    width_scale = float(config.get(WIDTH_SCALE, 1.0))
+    with quantization_aware(model, precision), scaled_activations(model, width_scale):
         stats = train_epochs(
             model,
             data.train,

@@ -57,6 +57,16 @@ class ProfileConfig(Strict):
     name: str = "default"
     share: float = Field(1.0, gt=0.0, le=1.0)
     bitwidth: int = Field(32, description="32 = float32, 16 = float16, 2-15 = integer bits")
+    speed: float = Field(1.0, gt=0.0, description="compute speed, a multiple of federation.reference_gflops")
+    bandwidth_mbps: float | None = Field(
+        None, gt=0.0, description="link bandwidth each way in Mbit/s; null: transfers take no simulated time"
+    )
+    width: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="HeteroFL/FedRolex model width (kept fraction); null: from speed, see devices.heterofl_width",
+    )
 
     @field_validator("bitwidth")
     @classmethod
@@ -81,6 +91,9 @@ class FederationConfig(Strict):
     client_eval_every: int = Field(0, ge=0, description="federated evaluation; 0 = off")
     round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
     profiles: list[ProfileConfig] = Field(default_factory=lambda: [ProfileConfig()], min_length=1)
+    reference_gflops: float = Field(
+        1.0, gt=0.0, description="training GFLOP/s of a speed-1.0 device (the simulation clock)"
+    )
 
 
 class ClientResources(Strict):
@@ -217,9 +230,11 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     try:
         from fedsparse.models import build_model
 
-        build_model(cfg.model.name, info.input_shape, info.num_classes, **cfg.model.options)
+        model = build_model(cfg.model.name, info.input_shape, info.num_classes, **cfg.model.options)
     except (TypeError, ValueError) as error:
         problems.append(f"model.options: {error}")
+    else:
+        problems += STRATEGIES.get(cfg.strategy.name).model_problems(model)
 
     if cfg.engine.ray_address is not None and cfg.engine.backend != "ray":
         problems.append("engine.ray_address: only the ray backend attaches to a cluster; set engine.backend: ray")

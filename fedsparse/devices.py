@@ -7,9 +7,21 @@ client process agree on it without talking to each other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
+from fedsparse.clock import Device
 from fedsparse.quant import FLOAT32, Precision
+
+if TYPE_CHECKING:
+    from fedsparse.config import ProfileConfig
+
+T = TypeVar("T")
+
+# HeteroFL's capability levels (Diao et al., 2021): model widths a device may be given.
+HETEROFL_WIDTHS = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16)
+
 
 def profile_counts(num_clients: int, shares: Sequence[float]) -> list[int]:
     """Split ``num_clients`` by ``shares`` with the largest-remainder method.
@@ -38,15 +50,35 @@ def profile_index(client_id: int, num_clients: int, shares: Sequence[float]) -> 
     raise AssertionError("profile counts do not cover every client")
 
 
+def per_client(num_clients: int, shares: Sequence[float], values: Sequence[T]) -> list[T]:
+    """One value per profile spread over the clients (index = client id)."""
+    return [values[index] for index, count in enumerate(profile_counts(num_clients, shares)) for _ in range(count)]
+
+
 def client_precisions(num_clients: int, bitwidths: Sequence[int], shares: Sequence[float]) -> list[Precision]:
     """Each client's number format, from its profile's bitwidth (index = client id)."""
-    return [
-        Precision.from_bitwidth(bitwidths[index])
-        for index, count in enumerate(profile_counts(num_clients, shares))
-        for _ in range(count)
-    ]
+    return [Precision.from_bitwidth(bits) for bits in per_client(num_clients, shares, bitwidths)]
 
 
 def precision_of(precisions: Sequence[Precision], client: int) -> Precision:
     """A client's format; an unknown client (id -1: a node that never identified) is float32."""
     return precisions[client] if 0 <= client < len(precisions) else FLOAT32
+
+
+def heterofl_width(profile: ProfileConfig) -> float:
+    """The profile's HeteroFL width: its own ``width``, else the widest capability level
+    whose compute (∝ width², for conv nets) fits the device's ``speed`` in the reference
+    time: the largest of 1, 1/2, … 1/16 not above sqrt(speed)."""
+    if profile.width is not None:
+        return profile.width
+    fitting = [w for w in HETEROFL_WIDTHS if w <= math.sqrt(profile.speed) + 1e-12]
+    return fitting[0] if fitting else HETEROFL_WIDTHS[-1]
+
+
+def client_widths(num_clients: int, profiles: Sequence[ProfileConfig]) -> list[float]:
+    return per_client(num_clients, [p.share for p in profiles], [heterofl_width(p) for p in profiles])
+
+
+def client_devices(num_clients: int, profiles: Sequence[ProfileConfig]) -> list[Device]:
+    devices = [Device(p.speed, p.bandwidth_mbps) for p in profiles]
+    return per_client(num_clients, [p.share for p in profiles], devices)

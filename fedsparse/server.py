@@ -18,7 +18,8 @@ from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
 from fedsparse.config import ExperimentConfig
-from fedsparse.devices import client_precisions, precision_of
+from fedsparse.clock import SimulationClock, round_seconds
+from fedsparse.devices import client_devices, client_precisions, client_widths, precision_of
 from fedsparse.ledger import ByteLedger
 from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
@@ -26,7 +27,7 @@ from fedsparse.nodes import ClientSampler, NodeDirectory, discover
 from fedsparse.progress import RoundProgress
 from fedsparse.quant import quantize_state
 from fedsparse.results import RunWriter
-from fedsparse.screening import NUM_EXAMPLES, Rejection, screen_replies
+from fedsparse.screening import ARRAYS, NUM_EXAMPLES, Rejection, screen_replies
 from fedsparse.strategies import STRATEGIES, StrategyContext
 from fedsparse.strategies.fedavg import FedAvg
 from fedsparse.task import ClientTask
@@ -45,6 +46,7 @@ class RoundOutcome:
     accepted: list[Message] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     skipped: bool = False
+    client_seconds: dict[int, float] = field(default_factory=dict)  # simulation clock, per client
     train_metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,6 +61,7 @@ class FederationServer:
         data = self.task.federated_data()
         self.test_set = data.test
         self.server_data = data.server
+        self.train_sizes = [data.train_size(client) for client in range(cfg.federation.num_clients)]
         torch.manual_seed(cfg.seed)
         self.model = self.task.build_model()
         self.arrays: ArrayRecord = encode_model(self.model)
@@ -69,6 +72,13 @@ class FederationServer:
         )
         # every format present, evaluated each round; least precise first
         self.eval_precisions = sorted(set(self.precisions), key=lambda p: p.rank)
+        self.clock = SimulationClock(
+            client_devices(fed.num_clients, fed.profiles),
+            reference_flops=fed.reference_gflops * 1e9,
+            input_shape=data.info.input_shape,
+            build_model=self.task.build_model,
+        )
+        self.sim_seconds_total = 0.0
 
     # ------------------------------------------------------------------ setup
     def _discover(self) -> None:
@@ -90,6 +100,7 @@ class FederationServer:
             build_model=self.task.build_model,
             server_data=self.server_data,
             seed=self.cfg.seed,
+            widths=tuple(client_widths(fed.num_clients, fed.profiles)),
         )
         spec = STRATEGIES.get(self.cfg.strategy.name)
         strategy = spec.build(self.cfg.strategy_params(), context)
@@ -102,7 +113,9 @@ class FederationServer:
         messages = list(strategy.configure_train(server_round, self.arrays, self.task.to_config(), self.grid))
         replies = self.grid.send_and_receive(messages, timeout=fed.round_timeout)
         accepted, rejected = screen_replies(messages, replies, self.directory.client_of)
-        outcome = RoundOutcome(accepted=accepted, rejected=rejected)
+        outcome = RoundOutcome(accepted=accepted, rejected=rejected, client_seconds=self._client_seconds(messages))
+        valid = (self.directory.client_of(m.metadata.src_node_id) for m in accepted)
+        strategy.observe_round_times(server_round, {client: outcome.client_seconds[client] for client in valid})
         if len(accepted) < fed.min_replies:
             log.warning(
                 "round %d skipped: %d valid replies, federation.min_replies is %d",
@@ -117,6 +130,29 @@ class FederationServer:
         self.arrays = arrays
         outcome.train_metrics = dict(metrics or {})
         return outcome
+
+    def _client_seconds(self, messages: list[Message]) -> dict[int, float]:
+        """Simulated seconds of every client asked to train this round.
+
+        Compute: training FLOPs of the model it was sent (a sub-model counts as such) on
+        its partition for the configured epochs; transfer: the bytes the ledger saw it
+        receive and send this round. A client whose reply was rejected still took that
+        time: a synchronous server waited for it.
+        """
+        moved = self.ledger.round_clients(self.grid.round)
+        seconds = {}
+        for message in messages:
+            client = self.directory.client_of(message.metadata.dst_node_id)
+            shapes = tuple((name, tuple(array.shape)) for name, array in message.content[ARRAYS].items())
+            traffic = moved.get(client, {})
+            seconds[client] = self.clock.client_seconds(
+                client,
+                shapes,
+                samples=self.train_sizes[client],
+                epochs=self.cfg.federation.local_epochs,
+                bytes_moved=traffic.get("bytes_up", 0) + traffic.get("bytes_down", 0),
+            )
+        return seconds
 
     def _client_eval(self, strategy: FedAvg, server_round: int) -> dict[str, float]:
         every = self.cfg.federation.client_eval_every
@@ -155,7 +191,7 @@ class FederationServer:
     def _bitwidth(self, client: int) -> str:
         return precision_of(self.precisions, client).label
 
-    def _row(self, server_round: int, outcome: RoundOutcome, seconds: float) -> dict[str, Any]:
+    def _row(self, strategy: FedAvg, server_round: int, outcome: RoundOutcome, seconds: float) -> dict[str, Any]:
         per_client = self.ledger.round_clients(server_round)
         examples = {
             self.directory.client_of(m.metadata.src_node_id): int(m.content.metric_records["metrics"][NUM_EXAMPLES])
@@ -168,12 +204,21 @@ class FederationServer:
             "bytes_up": self.ledger.round_total(server_round, "up"),
             "bytes_down": self.ledger.round_total(server_round, "down"),
             "clients": [
-                {"id": cid, **counts, "num_examples": examples.get(cid), "bitwidth": self._bitwidth(cid)}
+                {
+                    "id": cid,
+                    **counts,
+                    "num_examples": examples.get(cid),
+                    "bitwidth": self._bitwidth(cid),
+                    "pruned_rate": strategy.pruned_rate(cid),
+                    "sim_seconds": round(outcome.client_seconds.get(cid, 0.0), 4),
+                }
                 for cid, counts in per_client.items()
             ],
             "rejected": [{"id": r.client, "reason": r.reason} for r in outcome.rejected],
             **outcome.train_metrics,
             "round_seconds": round(seconds, 4),
+            "sim_seconds": round(round_seconds(outcome.client_seconds), 4),
+            "sim_seconds_total": round(self.sim_seconds_total, 4),
         }
 
     # ------------------------------------------------------------------ main
@@ -190,8 +235,9 @@ class FederationServer:
                 round_start = time.perf_counter()
                 outcome = self._train_round(strategy, server_round)
                 skipped += outcome.skipped
+                self.sim_seconds_total += round_seconds(outcome.client_seconds)
                 evaluation = {**self._client_eval(strategy, server_round), **self._server_eval(strategy, server_round)}
-                row = self._row(server_round, outcome, time.perf_counter() - round_start)
+                row = self._row(strategy, server_round, outcome, time.perf_counter() - round_start)
                 row.update(evaluation)
                 self.writer.append_round(row)
                 final.update(evaluation)
@@ -207,6 +253,7 @@ class FederationServer:
             "bytes_up_total": self.ledger.total("up"),
             "bytes_down_total": self.ledger.total("down"),
             "wall_seconds": round(time.perf_counter() - started, 3),
+            "sim_seconds_total": round(self.sim_seconds_total, 4),
             "strategy": self.cfg.strategy.name,
             "dataset": self.cfg.data.dataset,
             "num_clients": fed.num_clients,

@@ -15,7 +15,7 @@ client at float32 the messages are exactly the plain FedAvg ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,23 +72,34 @@ class FedAvg(FlowerFedAvg):
         config["server-round"] = server_round
         return config
 
-    def _payload(self, precision: Precision, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
+    def payload_key(self, client: int, server_round: int) -> Hashable:
+        """Clients with equal keys get the same payload, built once: here, one per precision."""
+        return self.context.precision_of(client)
+
+    def client_config(self, client: int, config: ConfigRecord) -> ConfigRecord:
+        """The round's config plus what is particular to ``client`` (its ``bitwidth``)."""
         client_config = ConfigRecord(dict(config))
-        client_config[BITWIDTH] = precision.bits
+        client_config[BITWIDTH] = self.context.precision_of(client).bits
+        return client_config
+
+    def payload(self, client: int, server_round: int, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
+        """What ``client`` receives: Q_b(its model) and its config."""
+        precision = self.context.precision_of(client)
         downlink = quantized_copy(self.model_for(precision, arrays), precision)
-        return RecordDict({self.arrayrecord_key: downlink, self.configrecord_key: client_config})
+        return RecordDict({self.arrayrecord_key: downlink, self.configrecord_key: self.client_config(client, config)})
 
     def _messages(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, kind: str
     ) -> list[Message]:
-        """One message per sampled node; nodes at the same precision share one payload."""
-        payloads: dict[Precision, RecordDict] = {}
+        """One message per sampled node; nodes with equal payload keys share one payload."""
+        payloads: dict[Hashable, RecordDict] = {}
         messages = []
         for node in self.sampler.sample(server_round, purpose=kind):
-            precision = self.context.precision_of(self.sampler.directory.client_of(node))
-            if precision not in payloads:
-                payloads[precision] = self._payload(precision, arrays, config)
-            messages.append(Message(content=payloads[precision], message_type=kind, dst_node_id=node))
+            client = self.sampler.directory.client_of(node)
+            key = self.payload_key(client, server_round)
+            if key not in payloads:
+                payloads[key] = self.payload(client, server_round, arrays, config)
+            messages.append(Message(content=payloads[key], message_type=kind, dst_node_id=node))
         return messages
 
     def configure_train(
@@ -106,6 +117,14 @@ class FedAvg(FlowerFedAvg):
             return []
         config["server-round"] = server_round
         return self._messages(server_round, arrays, config, MessageType.EVALUATE)
+
+    # ------------------------------------------------------------ device facts
+    def pruned_rate(self, client: int) -> float:
+        """The pruned rate of the model ``client`` trained this round (0: the full model)."""
+        return 0.0
+
+    def observe_round_times(self, server_round: int, seconds: Mapping[int, float]) -> None:
+        """Each participant's round time (simulation clock); strategies that adapt to it listen."""
 
     # ------------------------------------------------------------ what comes back
     def uploads(self, replies: Iterable[Message]) -> list[Upload]:

@@ -38,13 +38,22 @@ class FederatedData:
         rows = self.partitions[client_id]
         rng = np.random.default_rng([self.seed, client_id])
         rows = rows[rng.permutation(len(rows))]
-        n_val = int(round(len(rows) * self.val_fraction))
-        if len(rows) > 1:
-            n_val = min(max(n_val, 1 if self.val_fraction > 0 else 0), len(rows) - 1)
+        n_val = self._validation_count(len(rows))
         return ClientData(
             train=self.pool.subset(np.sort(rows[n_val:])),
             val=self.pool.subset(np.sort(rows[:n_val])),
         )
+
+    def train_size(self, client_id: int) -> int:
+        """How many samples client ``client_id`` trains on, without building its split."""
+        rows = len(self.partitions[client_id])
+        return rows - self._validation_count(rows)
+
+    def _validation_count(self, rows: int) -> int:
+        n_val = int(round(rows * self.val_fraction))
+        if rows > 1:
+            n_val = min(max(n_val, 1 if self.val_fraction > 0 else 0), rows - 1)
+        return n_val
 
 
 def _hold_out(train: ArrayDataset, count: int, seed: int) -> tuple[ArrayDataset, ArrayDataset]:

@@ -1,0 +1,50 @@
+"""AdaptCL (Zhou et al., 2022): sub-models whose size is learned from round times.
+
+Every client starts with the full model (rate 0). After each round the server reads each
+participant's round time (the simulation clock, or in deployment the device's report)
+and shrinks the slow ones' kept fraction until everyone finishes within ``slack`` of the
+fastest (:class:`fedsparse.prune.rates.PrunedRateLearner`). The channels kept are the
+most important ones of the current global model: largest L1 norm per filter / unit.
+No activation scaler: the kept channels are the strong ones, not a fixed slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedsparse.prune import Kept, by_importance
+from fedsparse.prune.rates import PrunedRateLearner
+from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec, prunes_model
+from fedsparse.strategies.submodel import SubModelAvg
+
+
+class AdaptCLParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slack: float = Field(0.1, gt=0.0, le=10.0, description="tolerated round-time excess over the fastest worker")
+    max_pruned_rate: float = Field(0.9, ge=0.0, lt=1.0, description="cap on any worker's pruned rate")
+    step: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the equal-time correction taken per round")
+
+
+class AdaptCL(SubModelAvg):
+    def __init__(self, params: AdaptCLParams, context: StrategyContext) -> None:
+        super().__init__(context)
+        self.learner = PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
+
+    def rate_for(self, client: int, server_round: int) -> float:
+        return self.learner.rate(client)
+
+    def select(self, rate: float, server_round: int, state: Mapping[str, np.ndarray]) -> Kept:
+        return by_importance(self.layout, state, rate)
+
+    def observe_round_times(self, server_round: int, seconds: Mapping[int, float]) -> None:
+        self.learner.observe(seconds)
+
+
+STRATEGIES.add(
+    "adaptcl",
+    StrategySpec(AdaptCLParams, lambda params, ctx: AdaptCL(params, ctx), model_problems=prunes_model),  # type: ignore[arg-type]
+)

@@ -1,0 +1,102 @@
+"""The shared server side of pruned sub-model strategies (HeteroFL, FedRolex, AdaptCL).
+
+Each round every sampled client gets a structured sub-model of the global model at its
+pruned rate r (quantized to its bitwidth like any payload), the kept channel index sets
+(ArrayRecord ``kept``, so they are counted and the reply can be checked against them),
+and ``pruned-rate`` in its config. Clients with the same bitwidth and rate share one
+payload. On return, every global element becomes the example-weighted mean over the
+clients whose sub-model held it; elements nobody held keep their value. The kept sets
+for the scatter-back are read from the very messages that were sent.
+
+Subclasses say only which rate a client gets and which channels a rate keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
+
+from fedsparse.aggregation import to_record
+from fedsparse.prune import ChannelLayout, Kept, SubUpdate, channel_layout, extract, scatter_mean
+from fedsparse.strategies.fedavg import FedAvg
+from fedsparse.strategies.registry import StrategyContext
+from fedsparse.wire import decode_float_state, encode_at
+
+KEPT = "kept"  # RecordDict key of the kept channel index sets
+PRUNED_RATE = "pruned-rate"  # config key: the rate of the sub-model sent
+WIDTH_SCALE = "width-scale"  # config key: multiply hidden activations by this while training
+
+
+class SubModelAvg(FedAvg):
+    scale_activations = False  # HeteroFL and FedRolex train with the 1/(1-r) scaler
+
+    def __init__(self, context: StrategyContext) -> None:
+        super().__init__(context)
+        if context.build_model is None:
+            raise ValueError("sub-model strategies need the model builder in their context")
+        self.layout = channel_layout(context.build_model())
+        self.sent_train: dict[int, RecordDict] = {}  # client → what its train message carried
+
+    # ------------------------------------------------------------ subclasses define
+    def rate_for(self, client: int, server_round: int) -> float:
+        raise NotImplementedError
+
+    def select(self, rate: float, server_round: int, state: Mapping[str, np.ndarray]) -> Kept:
+        """The channels a sub-model at ``rate`` keeps, given the model it is cut from."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ what clients get
+    def payload_key(self, client: int, server_round: int) -> Hashable:
+        return self.context.precision_of(client), self.rate_for(client, server_round)
+
+    def payload(self, client: int, server_round: int, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
+        precision = self.context.precision_of(client)
+        rate = self.rate_for(client, server_round)
+        state = decode_float_state(self.model_for(precision, arrays))
+        kept = self.select(rate, server_round, state)
+        sub = {name: torch.from_numpy(values) for name, values in extract(state, self.layout, kept).items()}
+        client_config = self.client_config(client, config)
+        client_config[PRUNED_RATE] = rate
+        if self.scale_activations:
+            client_config[WIDTH_SCALE] = 1.0 / (1.0 - rate)
+        return RecordDict(
+            {
+                self.arrayrecord_key: encode_at(sub, precision),
+                KEPT: kept_record(self.layout.group_layers, kept),
+                self.configrecord_key: client_config,
+            }
+        )
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        client_of = self.sampler.directory.client_of
+        self.sent_train = {client_of(msg.metadata.dst_node_id): msg.content for msg in messages}
+        return messages
+
+    def pruned_rate(self, client: int) -> float:
+        sent = self.sent_train.get(client)
+        return float(sent[self.configrecord_key][PRUNED_RATE]) if sent is not None else 0.0
+
+    # ------------------------------------------------------------ what comes back
+    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
+        assert self.round_start is not None
+        updates = [
+            SubUpdate(upload.state, read_kept(self.sent_train[upload.client][KEPT], self.layout), upload.weight)
+            for upload in self.uploads(replies)
+        ]
+        return to_record(scatter_mean(decode_float_state(self.round_start), self.layout, updates))
+
+
+def kept_record(layers: tuple[str, ...], kept: Kept) -> ArrayRecord:
+    """Kept index sets as int32 arrays named after the layer whose outputs they select."""
+    return ArrayRecord({layer: Array(indices.astype(np.int32)) for layer, indices in zip(layers, kept, strict=True)})
+
+
+def read_kept(record: ArrayRecord, layout: ChannelLayout) -> Kept:
+    return tuple(record[layer].numpy().astype(np.int64) for layer in layout.group_layers)

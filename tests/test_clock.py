@@ -1,0 +1,62 @@
+"""The simulation clock: FLOPs counted by torch match the analytic formula for every
+registry model, and seconds follow compute / speed + bytes / bandwidth."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from fedsparse.clock import Device, SimulationClock, forward_flops, round_seconds, train_flops
+from fedsparse.models import MODELS, build_model
+
+
+def analytic_forward_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """2 per multiply-accumulate: conv 2·Cin·Cout·k²·H·W ('same' padding), linear 2·in·out."""
+    flops, size = 0, input_shape[1]
+    for module in model:
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0]
+            flops += 2 * module.in_channels * module.out_channels * k * k * size * size
+        elif isinstance(module, nn.MaxPool2d):
+            size //= 2
+        elif isinstance(module, nn.Linear):
+            flops += 2 * module.in_features * module.out_features
+    return flops
+
+
+def _first_layer_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    first = next(m for m in model if isinstance(m, (nn.Conv2d, nn.Linear)))
+    return analytic_forward_flops(nn.Sequential(first), input_shape)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)])
+def test_flop_counts_match_the_analytic_formula(name: str, shape: tuple[int, int, int]) -> None:
+    model = build_model(name, shape, 10)
+    forward = analytic_forward_flops(model, shape)
+    assert forward_flops(model, shape) == forward
+    # backward = input gradients + weight gradients (2× forward), minus the first
+    # layer's input gradient, which the image does not need
+    assert train_flops(model, shape) == 3 * forward - _first_layer_flops(model, shape)
+
+
+def test_seconds_are_compute_over_speed_plus_bytes_over_bandwidth() -> None:
+    shape = (1, 8, 8)
+    build = lambda: build_model("cnn", shape, 10)  # noqa: E731
+    clock = SimulationClock([Device(1.0, None), Device(0.25, 8.0)], 2e9, shape, build)
+    shapes = tuple((n, tuple(t.shape)) for n, t in build().state_dict().items())
+    per_sample = train_flops(build(), shape)
+    fast = clock.client_seconds(0, shapes, samples=100, epochs=2, bytes_moved=10**6)
+    slow = clock.client_seconds(1, shapes, samples=100, epochs=2, bytes_moved=10**6)
+    assert fast == pytest.approx(per_sample * 200 / 2e9)  # no bandwidth: transfers are free
+    assert slow == pytest.approx(per_sample * 200 / 0.5e9 + 1.0)  # 1 MB at 8 Mbit/s = 1 s
+    assert round_seconds({0: fast, 1: slow}) == slow and round_seconds({}) == 0.0
+
+
+def test_a_narrower_model_costs_fewer_flops() -> None:
+    shape = (1, 28, 28)
+    clock = SimulationClock([Device(1.0, None)], 1e9, shape, lambda: build_model("cnn", shape, 10))
+    full = tuple((n, tuple(t.shape)) for n, t in build_model("cnn", shape, 10).state_dict().items())
+    half = tuple((n, tuple(t.shape)) for n, t in build_model("cnn", shape, 10, channels=(8, 16), hidden=32).state_dict().items())
+    assert clock.flops_per_sample(half) == train_flops(build_model("cnn", shape, 10, channels=(8, 16), hidden=32), shape)
+    assert 0.2 < clock.flops_per_sample(half) / clock.flops_per_sample(full) < 0.35  # ≈ width²
