@@ -12,16 +12,11 @@ their mean (mean ± std over seeds), and MB up / down per run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import statistics
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from sweep import REPO, mean_std, read_summary, run_one
 CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml")
 VARIANTS: dict[str, list[str]] = {
     "fedavg": ["strategy.name=fedavg"],
@@ -35,36 +30,14 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def run_one(config: str, variant: str, seed: int, out: Path, extra: list[str]) -> dict:  # type: ignore[type-arg]
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", variant)
-    name = f"{Path(config).stem}__{slug}__seed{seed}"
-    summary_path = out / name / "summary.json"
-    if not summary_path.exists():
-        overrides = [*VARIANTS[variant], f"seed={seed}", f"output.dir={out}", f"output.name={name}",
-                     "output.progress=false", "output.plots=false", *extra]
-        command = [sys.executable, "-m", "fedsparse.cli", "run", str(REPO / "configs" / config)]
-        for item in overrides:
-            command += ["--set", item]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; --jobs runs share the machine
-        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-        print(f"done {name}", flush=True)
-    return json.loads(summary_path.read_text())
-
-
-def _mean_std(values: list[float], scale: float = 1.0) -> str:
-    mean = statistics.fmean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
-
-
 def table(config: str, results: dict[str, list[dict]]) -> list[str]:  # type: ignore[type-arg]
     bitwidths = sorted({b for runs in results.values() for r in runs for b in r["final_accuracy_by_bitwidth"]}, key=int)
     head = ["strategy", *[f"acc @{b}-bit (%)" for b in bitwidths], "mean acc (%)", "MB up / run", "MB down / run"]
     lines = [f"### {config}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant, runs in results.items():
         cells = [variant]
-        cells += [_mean_std([r["final_accuracy_by_bitwidth"][b] for r in runs], 100) for b in bitwidths]
-        cells.append(_mean_std([r["final_accuracy"] for r in runs], 100))
+        cells += [mean_std([r["final_accuracy_by_bitwidth"][b] for r in runs], 100) for b in bitwidths]
+        cells.append(mean_std([r["final_accuracy"] for r in runs], 100))
         cells.append(f"{statistics.fmean(r['bytes_up_total'] for r in runs) / 1e6:.2f}")
         cells.append(f"{statistics.fmean(r['bytes_down_total'] for r in runs) / 1e6:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -81,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     jobs = [(c, v, s) for c in CONFIGS for v in VARIANTS for s in range(args.seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        summaries = list(pool.map(lambda job: run_one(*job, args.out, args.extra), jobs))
+        summaries = list(
+            pool.map(lambda job: read_summary(run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out)), jobs)
+        )
     by_key = dict(zip(jobs, summaries, strict=True))
     lines = [
         "# Bitwidth-heterogeneous FL on MNIST: ProWD vs baselines",

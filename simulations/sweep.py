@@ -1,0 +1,45 @@
+"""What every sweep script shares: one resumable ``fedsparse run`` per (config, variant,
+seed), and mean ± std formatting. Runs already finished in the output folder are reused,
+so an interrupted sweep resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_name(config: str, variant: str, seed: int) -> str:
+    """An ASCII folder name for one run."""
+    return f"{Path(config).stem}__{re.sub(r'[^A-Za-z0-9]+', '_', variant)}__seed{seed}"
+
+
+def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path) -> Path:
+    """Run ``configs/<config>`` with ``overrides`` (unless done already); return its folder."""
+    name = run_name(config, variant, seed)
+    if not (out / name / "summary.json").exists():
+        settings = [*overrides, f"seed={seed}", f"output.dir={out}", f"output.name={name}",
+                    "output.progress=false", "output.plots=false"]
+        command = [sys.executable, "-m", "fedsparse.cli", "run", str(REPO / "configs" / config)]
+        for item in settings:
+            command += ["--set", item]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; parallel jobs share the machine
+        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        print(f"done {name}", flush=True)
+    return out / name
+
+
+def read_summary(run_dir: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((run_dir / "summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    mean = statistics.fmean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"

@@ -1,0 +1,87 @@
+"""Capability-adapted sub-models end to end on real MNIST: the simulation clock in the
+metrics, AdaptCL learning rates from round times, smaller messages for pruned clients,
+and the YAML for device profiles."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from fedsparse.config import ConfigError, validate_config
+
+from .helpers import simulate
+
+SHORT = ("federation.rounds=4", "federation.lr=0.05", "data.partition.max_samples_per_client=300", "output.plots=false")
+FAST, MEDIUM, SLOW = range(0, 4), range(4, 8), range(8, 10)  # the high config's 0.4 / 0.4 / 0.2 shares
+
+
+def _by_client(row: dict) -> dict[int, dict]:  # type: ignore[type-arg]
+    return {c["id"]: c for c in row["clients"]}
+
+
+def test_adaptcl_learns_rates_that_equalise_round_times(tmp_path: Path, mnist_dir: Path) -> None:
+    rows, summary = simulate("adaptcl_mnist_high.yaml", tmp_path / "adaptcl", f"data.path={mnist_dir}", *SHORT)
+    _, fedavg = simulate(
+        "adaptcl_mnist_high.yaml", tmp_path / "fedavg", f"data.path={mnist_dir}", "strategy.name=fedavg", *SHORT
+    )
+    for row in rows:
+        assert row["sim_seconds"] == pytest.approx(max(c["sim_seconds"] for c in row["clients"]), abs=1e-3)
+    assert summary["sim_seconds_total"] == pytest.approx(sum(r["sim_seconds"] for r in rows), abs=1e-2)
+    assert rows[-1]["sim_seconds_total"] == summary["sim_seconds_total"]
+
+    first, last = _by_client(rows[0]), _by_client(rows[-1])
+    assert all(c["pruned_rate"] == 0.0 for c in first.values())  # no prior knowledge
+    assert all(last[c]["pruned_rate"] == 0.0 for c in FAST)
+    assert 0.0 < last[MEDIUM[0]]["pruned_rate"] < last[SLOW[0]]["pruned_rate"] <= 0.9
+    # 10× slower devices at first; after learning every device ends within the slack
+    assert first[SLOW[0]]["sim_seconds"] > 5 * first[FAST[0]]["sim_seconds"]
+    fastest = last[FAST[0]]["sim_seconds"]
+    assert max(c["sim_seconds"] for c in last.values()) <= fastest * 1.1
+    # pruned clients download (and upload) only their sub-model
+    assert last[SLOW[0]]["bytes_down"] < last[MEDIUM[0]]["bytes_down"] < last[FAST[0]]["bytes_down"] / 1.5
+    assert last[SLOW[0]]["bytes_up"] < last[FAST[0]]["bytes_up"] / 2
+    # same clients, same data: AdaptCL spends a fraction of FedAvg's simulated time, and learns
+    assert summary["sim_seconds_total"] < fedavg["sim_seconds_total"] / 2.5
+    assert summary["final_accuracy"] > max(0.7, rows[0]["accuracy"] + 0.05)
+
+
+def test_heterofl_gives_each_device_its_static_width(tmp_path: Path, mnist_dir: Path) -> None:
+    rows, summary = simulate(
+        "adaptcl_mnist_high.yaml", tmp_path, f"data.path={mnist_dir}", "strategy.name=heterofl", *SHORT
+    )
+    for row in rows:  # speeds 1, 1/4, 1/10 → widths 1, 1/2, 1/4 (widest with width² ≤ speed)
+        clients = _by_client(row)
+        assert [clients[c]["pruned_rate"] for c in (FAST[0], MEDIUM[0], SLOW[0])] == [0.0, 0.5, 0.75]
+    assert summary["final_accuracy"] > max(0.6, rows[0]["accuracy"] + 0.1)
+
+
+def _high(quickstart_raw: dict) -> dict:  # type: ignore[type-arg]
+    raw = copy.deepcopy(quickstart_raw)
+    raw["federation"]["profiles"] = [{"share": 0.5, "speed": 1.0}, {"share": 0.5, "speed": 0.1, "bandwidth_mbps": 2}]
+    raw["strategy"] = {"name": "adaptcl", "adaptcl": {"slack": 0.1, "max_pruned_rate": 0.9}}
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("federation", "profiles", 1, "speed"), 0, "federation.profiles.1.speed: must be > 0"),
+        (("federation", "profiles", 1, "bandwidth_mbps"), -5, "federation.profiles.1.bandwidth_mbps: must be > 0"),
+        (("federation", "profiles", 0, "width"), 1.5, "federation.profiles.0.width: must be <= 1"),
+        (("federation", "reference_gflops"), 0, "federation.reference_gflops: must be > 0"),
+        (("strategy", "adaptcl", "max_pruned_rate"), 1.0, "strategy.adaptcl.max_pruned_rate: must be < 1"),
+        (("strategy", "adaptcl", "slack"), 0, "strategy.adaptcl.slack: must be > 0"),
+    ],
+)
+def test_bad_device_and_adaptcl_settings_name_the_field(quickstart_raw: dict, path: tuple, value: object, message: str) -> None:  # type: ignore[type-arg]
+    raw = _high(quickstart_raw)
+    validate_config(copy.deepcopy(raw))  # the unmodified config is valid
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw)
+    assert message in caught.value.problems
