@@ -112,8 +112,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "adaptcl")
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "adaptcl.md")
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     args = parser.parse_args()
-    jobs = [(scenario, name, seed) for scenario in SCENARIOS for name in STRATEGY_NAMES for seed in range(args.seeds)]
+    jobs = [(scenario, name, seed) for scenario in args.scenarios for name in STRATEGY_NAMES for seed in range(args.seeds)]
 
     def execute(job: tuple[str, str, int]) -> Path:
         scenario, name, seed = job
@@ -124,7 +125,7 @@ def main() -> None:
         folders = dict(zip(jobs, pool.map(execute, jobs), strict=True))
     all_runs = {
         scenario: {name: [folders[(scenario, name, s)] for s in range(args.seeds)] for name in STRATEGY_NAMES}
-        for scenario in SCENARIOS
+        for scenario in args.scenarios
     }
     figure = args.results.with_suffix(".png")
     lines = [
@@ -132,7 +133,7 @@ def main() -> None:
         "",
         f"Produced by `python simulations/adaptcl.py --seeds {args.seeds}`. Mean ± std over seeds "
         f"0..{args.seeds - 1}; every strategy runs on the same clients, data and device profiles "
-        "(10 MNIST clients, ≤600 samples each, cnn [16, 32] + 128 hidden, 20 rounds, all clients "
+        "(10 MNIST clients, ≤300 samples each, cnn [16, 32] + 128 hidden, 20 rounds, all clients "
         "every round). Times are the simulation clock's: counted training FLOPs over each device's "
         "speed (1 GFLOP/s reference) plus counted bytes over its bandwidth; a round lasts as long "
         "as its slowest client. Targets are fractions of FedAvg's final accuracy in the same seed; "
