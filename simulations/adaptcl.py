@@ -87,8 +87,8 @@ def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
 
 def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
     """Accuracy against simulated time, one panel per scenario, seed-mean curves."""
-    fig, axes = plt.subplots(1, len(all_runs), figsize=(5 * len(all_runs), 3.8), dpi=110)
-    for ax, (scenario, runs) in zip(axes, all_runs.items(), strict=True):
+    fig, axes = plt.subplots(1, len(all_runs), figsize=(5 * len(all_runs), 3.8), dpi=110, squeeze=False)
+    for ax, (scenario, runs) in zip(axes[0], all_runs.items(), strict=True):
         for name, dirs in runs.items():
             series = [[(r["sim_seconds_total"], r["accuracy"]) for r in read_metrics(d) if r.get("accuracy") is not None]
                       for d in dirs]
