@@ -13,7 +13,6 @@ speed-up over FedAvg, the MB moved, and accuracy against simulated time.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import REPO, mean_std, read_summary, run_one  # noqa: E402
+from sweep import REPO, mean_std, read_summary, run_one, sweep_parser  # noqa: E402
 
 from fedsparse.results import read_metrics  # noqa: E402
 
@@ -107,11 +106,7 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "adaptcl")
-    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "adaptcl.md")
+    parser = sweep_parser(__doc__, "adaptcl")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     args = parser.parse_args()
     jobs = [(scenario, name, seed) for scenario in args.scenarios for name in STRATEGY_NAMES for seed in range(args.seeds)]

@@ -11,12 +11,10 @@ their mean (mean ± std over seeds), and MB up / down per run.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from sweep import REPO, mean_std, read_summary, run_one
+from sweep import REPO, mean_std, read_summary, run_one, sweep_parser
 CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml")
 VARIANTS: dict[str, list[str]] = {
     "fedavg": ["strategy.name=fedavg"],
@@ -45,11 +43,7 @@ def table(config: str, results: dict[str, list[dict]]) -> list[str]:  # type: ig
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bhfl")
-    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "bhfl.md")
+    parser = sweep_parser(__doc__, "bhfl")
     parser.add_argument("--set", dest="extra", action="append", default=[], help="extra override for every run")
     args = parser.parse_args()
     jobs = [(c, v, s) for c in CONFIGS for v in VARIANTS for s in range(args.seeds)]

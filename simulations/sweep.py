@@ -4,6 +4,7 @@ so an interrupted sweep resumes where it stopped."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -43,3 +44,13 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     mean = statistics.fmean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
+    """The options every sweep takes: seeds, parallel jobs, run folder, results page."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / name)
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / f"{name}.md")
+    return parser

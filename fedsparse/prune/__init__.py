@@ -3,7 +3,7 @@ scatter-back, and HeteroFL's activation scaler (METHODS.md §2)."""
 
 from fedsparse.prune.layout import ChannelLayout, ParamAxes, channel_layout
 from fedsparse.prune.scaler import scaled_activations
-from fedsparse.prune.selection import Kept, by_importance, first_k, full, kept_count, rolling
+from fedsparse.prune.selection import Kept, by_importance, first_k, kept_count, rolling
 from fedsparse.prune.submodel import SubUpdate, extract, resize_to, scatter_mean, submodel_shapes
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "channel_layout",
     "extract",
     "first_k",
-    "full",
     "kept_count",
     "resize_to",
     "rolling",

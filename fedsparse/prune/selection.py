@@ -28,10 +28,6 @@ def kept_count(width: int, pruned_rate: float) -> int:
     return max(1, math.ceil(round((1.0 - pruned_rate) * width, 9)))
 
 
-def full(layout: ChannelLayout) -> Kept:
-    return tuple(np.arange(size) for size in layout.group_sizes)
-
-
 def first_k(layout: ChannelLayout, pruned_rate: float) -> Kept:
     """HeteroFL: the first ceil((1 - r)·C) channels of every hidden layer."""
     return tuple(np.arange(kept_count(size, pruned_rate)) for size in layout.group_sizes)

@@ -14,7 +14,6 @@ from fedsparse.prune import (
     channel_layout,
     extract,
     first_k,
-    full,
     resize_to,
     rolling,
     scatter_mean,
@@ -125,7 +124,7 @@ def test_a_submodel_that_does_not_match_its_kept_channels_is_refused() -> None:
     layout = channel_layout(_tiny())
     glob = {n: v.detach().numpy() for n, v in _tiny().state_dict().items()}
     kept = (np.array([0, 2]),)
-    wrong = extract(glob, layout, full(layout))  # the full model, but sent a 2-unit one
+    wrong = extract(glob, layout, first_k(layout, 0.0))  # the full model, but sent a 2-unit one
     with pytest.raises(ValueError, match="kept channels"):
         scatter_mean(glob, layout, [SubUpdate(wrong, kept, 1.0)])
     with pytest.raises(ValueError, match="sorted, unique"):
