@@ -4,7 +4,8 @@ A node learns who it is from its node config (``partition-id``, ``num-partitions
 optionally ``data-path`` for a device that keeps its data elsewhere and ``bitwidth`` for
 a device with fixed-precision hardware); everything about what to train comes with the
 message (:class:`fedsparse.task.ClientTask`, plus ``bitwidth``, ``upload`` and
-``width-scale`` keys). A pruned sub-model simply arrives with narrower arrays: the client
+``width-scale`` keys; with task streams, :mod:`fedsparse.clients.continual` takes over).
+A pruned sub-model simply arrives with narrower arrays: the client
 builds the task's model at the received shapes and trains it like any other.
 
 At a bitwidth below 32 the client trains with quantization-aware training (a float
@@ -20,6 +21,7 @@ import torch
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedsparse.clients.continual import train_continual
 from fedsparse.nodes import identity_reply
 from fedsparse.quant import Precision
 from fedsparse.quant.qat import quantization_aware
@@ -73,9 +75,11 @@ def identify(message: Message, context: Context) -> Message:
 @app.train()
 def train(message: Message, context: Context) -> Message:
     task = ClientTask.from_message(message)
+    cid = client_id(context)
+    if task.tasks is not None:
+        return train_continual(message, context, task, cid, _data_path(context))
     config = message.content[CONFIG_KEY]
     precision = _precision(message, context)
-    cid = client_id(context)
     data = task.client_data(cid, _data_path(context))
     model = _model_from(message, task)
     upload_delta = config.get(UPLOAD) == UPLOAD_DELTA

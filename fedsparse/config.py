@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from fedsparse.data.partition import PartitionConfig
+from fedsparse.data.tasks import TasksConfig
 from fedsparse.data.sources import DATASETS
 from fedsparse.models import MODELS
 from fedsparse.strategies import STRATEGIES
@@ -43,6 +44,9 @@ class DataConfig(Strict):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
     server_samples: int = Field(
         0, ge=0, description="training samples held out for the server (e.g. ProWD's distillation buffer)"
+    )
+    tasks: TasksConfig | None = Field(
+        None, description="continual learning: each client learns a stream of tasks (partition is then unused)"
     )
 
 
@@ -227,6 +231,8 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
             f"{info.num_classes} classes"
         )
 
+    problems += _task_problems(cfg, info.num_classes)
+
     try:
         from fedsparse.models import build_model
 
@@ -244,6 +250,28 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
             "engine.client_resources.num_gpus: GPU shares asked for, but this machine "
             "has no CUDA GPU (Ray would wait forever); set it to 0"
         )
+    return problems
+
+
+def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
+    """Task streams against the strategy and the rest of the federation."""
+    spec = STRATEGIES.get(cfg.strategy.name)
+    tasks = cfg.data.tasks
+    if tasks is None:
+        return [f"strategy.name: {cfg.strategy.name!r} learns task streams; set data.tasks"] if spec.requires_tasks else []
+    if not spec.supports_tasks:
+        runs_tasks = sorted(name for name in STRATEGIES.names() if STRATEGIES.get(name).supports_tasks)
+        return [f"strategy.name: {cfg.strategy.name!r} does not run task streams (data.tasks); use one of {runs_tasks}"]
+    problems = tasks.problems(num_classes)
+    fed = cfg.federation
+    if fed.rounds != tasks.total_rounds:
+        problems.append(
+            f"federation.rounds: must be data.tasks.num_tasks × rounds_per_task = {tasks.total_rounds} (got {fed.rounds})"
+        )
+    if fed.client_eval_every:
+        problems.append("federation.client_eval_every: must be 0 with data.tasks (clients report task accuracies when they train)")
+    if any(profile.bitwidth != 32 for profile in fed.profiles):
+        problems.append("federation.profiles: task streams train at float32; set every bitwidth to 32")
     return problems
 
 

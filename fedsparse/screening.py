@@ -25,6 +25,7 @@ log = logging.getLogger("fedsparse")
 NUM_EXAMPLES = "num-examples"
 BITWIDTH = "bitwidth"
 ARRAYS = "arrays"  # the model's record; a message may carry others (a sub-model's kept channels)
+TASK_ACCURACY = "task-accuracy"  # continual learning: accuracy on each task seen so far, in stream order
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,31 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
     check_num_examples(metrics[NUM_EXAMPLES])
     if with_arrays:
         check_bitwidth(metrics, sent)
-        sent_records = sent.content.array_records
-        expected = sent_records[ARRAYS] if ARRAYS in sent_records else _only(sent_records, "ArrayRecord in the sent message")
-        check_arrays(_only(reply.content.array_records, "ArrayRecord"), expected)
+        check_reply_arrays(reply.content.array_records, sent.content.array_records)
+
+
+def check_reply_arrays(received: dict[str, ArrayRecord], sent: dict[str, ArrayRecord]) -> None:
+    """The reply's records against the model record that was sent.
+
+    No model sent (local learning): no arrays may come back. Otherwise the reply holds
+    the model record (``arrays``, or its only record under any name, as a stock Flower
+    client sends it) and possibly others, such as FedWeIT's task-adaptive weights at a
+    task's end; every one must have the sent model's names, shapes and encoding.
+    """
+    if not sent:
+        if received:
+            raise RejectedReply("arrays in a reply to a message that carried none")
+        return
+    expected = sent[ARRAYS] if ARRAYS in sent else _only(sent, "ArrayRecord in the sent message")
+    if len(received) > 1 and ARRAYS not in received:
+        raise RejectedReply(f"several ArrayRecords but none named {ARRAYS!r}")
+    if not received:
+        raise RejectedReply("expected an ArrayRecord, got none")
+    for name, record in received.items():
+        try:
+            check_arrays(record, expected)
+        except RejectedReply as error:
+            raise RejectedReply(f"record {name!r}: {error}") from None
 
 
 def screen_replies(

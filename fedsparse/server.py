@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
@@ -27,7 +26,8 @@ from fedsparse.nodes import ClientSampler, NodeDirectory, discover
 from fedsparse.progress import RoundProgress
 from fedsparse.quant import quantize_state
 from fedsparse.results import RunWriter
-from fedsparse.screening import ARRAYS, NUM_EXAMPLES, Rejection, screen_replies
+from fedsparse.continual_metrics import TaskAccuracyLog
+from fedsparse.screening import ARRAYS, NUM_EXAMPLES, TASK_ACCURACY, Rejection, screen_replies
 from fedsparse.strategies import STRATEGIES, StrategyContext
 from fedsparse.strategies.fedavg import FedAvg
 from fedsparse.task import ClientTask
@@ -58,13 +58,18 @@ class FederationServer:
         self.grid = MeteredGrid(grid, self.ledger)
         self.task = ClientTask.from_experiment(cfg)
         self.device = pick_device(self.task.use_gpu)
-        data = self.task.federated_data()
-        self.test_set = data.test
-        self.server_data = data.server
-        self.train_sizes = [data.train_size(client) for client in range(cfg.federation.num_clients)]
-        torch.manual_seed(cfg.seed)
-        self.model = self.task.build_model()
-        self.arrays: ArrayRecord = encode_model(self.model)
+        # a continual run's data are the clients' task streams; otherwise partitions and a test set
+        self.streams = self.task.continual_data() if cfg.data.tasks is not None else None
+        if self.streams is None:
+            data = self.task.federated_data()
+            self.test_set, self.server_data, info = data.test, data.server, data.info
+            self.train_sizes = [data.train_size(client) for client in range(cfg.federation.num_clients)]
+        else:
+            self.test_set, self.server_data, info = None, None, self.streams.info
+            self.train_sizes = []
+        self.task_log = TaskAccuracyLog()
+        self.model = self.task.initial_model()
+        self.arrays: ArrayRecord = encode_model(self.model)  # until the strategy says what it shares
         self.directory = NodeDirectory()
         fed = cfg.federation
         self.precisions = tuple(
@@ -75,7 +80,7 @@ class FederationServer:
         self.clock = SimulationClock(
             client_devices(fed.num_clients, fed.profiles),
             reference_flops=fed.reference_gflops * 1e9,
-            input_shape=data.info.input_shape,
+            input_shape=info.input_shape,
             build_model=self.task.build_model,
         )
         self.sim_seconds_total = 0.0
@@ -101,6 +106,7 @@ class FederationServer:
             server_data=self.server_data,
             seed=self.cfg.seed,
             widths=tuple(client_widths(fed.num_clients, fed.profiles)),
+            tasks=self.cfg.data.tasks,
         )
         spec = STRATEGIES.get(self.cfg.strategy.name)
         strategy = spec.build(self.cfg.strategy_params(), context)
@@ -140,19 +146,43 @@ class FederationServer:
         time: a synchronous server waited for it.
         """
         moved = self.ledger.round_clients(self.grid.round)
+        full_model = tuple((name, tuple(t.shape)) for name, t in self.model.state_dict().items())
         seconds = {}
         for message in messages:
             client = self.directory.client_of(message.metadata.dst_node_id)
-            shapes = tuple((name, tuple(array.shape)) for name, array in message.content[ARRAYS].items())
+            sent = message.content.array_records.get(ARRAYS)  # none: the client trains its own model
+            shapes = full_model if sent is None else tuple((name, tuple(a.shape)) for name, a in sent.items())
             traffic = moved.get(client, {})
             seconds[client] = self.clock.client_seconds(
                 client,
                 shapes,
-                samples=self.train_sizes[client],
+                samples=self._train_size(client),
                 epochs=self.cfg.federation.local_epochs,
                 bytes_moved=traffic.get("bytes_up", 0) + traffic.get("bytes_down", 0),
             )
         return seconds
+
+    def _train_size(self, client: int) -> int:
+        """Samples ``client`` trains on this round: its partition, or its current task's share."""
+        if self.streams is None:
+            return self.train_sizes[client]
+        return self.streams.train_size(client, self.streams.stage_of_round(self.grid.round))
+
+    def _task_metrics(self, server_round: int, outcome: RoundOutcome) -> dict[str, Any]:
+        """Continual runs: the stream position and the task accuracies clients reported."""
+        if self.streams is None:
+            return {}
+        reports = {
+            self.directory.client_of(m.metadata.src_node_id): list(m.content.metric_records["metrics"][TASK_ACCURACY])
+            for m in outcome.accepted
+        }
+        summary = self.task_log.record_round(reports)
+        return {
+            "task": self.streams.stage_of_round(server_round) + 1,
+            **summary,
+            "accuracy": summary["avg_task_accuracy"],
+            "task_accuracy": {str(client): accuracies for client, accuracies in sorted(reports.items())},
+        }
 
     def _client_eval(self, strategy: FedAvg, server_round: int) -> dict[str, float]:
         every = self.cfg.federation.client_eval_every
@@ -171,6 +201,8 @@ class FederationServer:
         client at float32, simply the global model's).
         """
         fed = self.cfg.federation
+        if self.streams is not None:
+            return {}  # per-client models: the clients evaluate their own tasks
         if server_round % fed.eval_every and server_round != fed.rounds:
             return {}
         by_bitwidth: dict[str, float] = {}
@@ -179,6 +211,7 @@ class FederationServer:
             load_into(self.model, strategy.model_for(precision, self.arrays))
             if not precision.is_float32:
                 self.model.load_state_dict(quantize_state(self.model.state_dict(), precision))
+            assert self.test_set is not None
             stats = evaluate(self.model, self.test_set, self.device)
             by_bitwidth[precision.label] = stats.accuracy
             losses.append(stats.loss)
@@ -227,6 +260,7 @@ class FederationServer:
         started = time.perf_counter()
         self._discover()
         strategy = self._strategy()
+        self.arrays = strategy.initial_arrays_of(self.model)
         final: dict[str, Any] = {}
         skipped = 0
         with RoundProgress(fed.rounds, self.cfg.output.progress) as progress:
@@ -236,7 +270,11 @@ class FederationServer:
                 outcome = self._train_round(strategy, server_round)
                 skipped += outcome.skipped
                 self.sim_seconds_total += round_seconds(outcome.client_seconds)
-                evaluation = {**self._client_eval(strategy, server_round), **self._server_eval(strategy, server_round)}
+                evaluation = {
+                    **self._client_eval(strategy, server_round),
+                    **self._server_eval(strategy, server_round),
+                    **self._task_metrics(server_round, outcome),
+                }
                 row = self._row(strategy, server_round, outcome, time.perf_counter() - round_start)
                 row.update(evaluation)
                 self.writer.append_round(row)
@@ -254,6 +292,7 @@ class FederationServer:
             "bytes_down_total": self.ledger.total("down"),
             "wall_seconds": round(time.perf_counter() - started, 3),
             "sim_seconds_total": round(self.sim_seconds_total, 4),
+            **self._task_summary(final),
             "strategy": self.cfg.strategy.name,
             "dataset": self.cfg.data.dataset,
             "num_clients": fed.num_clients,
@@ -261,6 +300,16 @@ class FederationServer:
         }
         self.writer.write_summary(summary)
         return summary
+
+
+    def _task_summary(self, final: dict[str, Any]) -> dict[str, Any]:
+        if self.streams is None:
+            return {}
+        return {
+            "final_avg_task_accuracy": final.get("avg_task_accuracy"),
+            "final_forgetting": final.get("forgetting"),
+            "num_tasks": self.streams.config.num_tasks,
+        }
 
 
 def serve(grid: Grid, cfg: ExperimentConfig, writer: RunWriter) -> dict[str, Any]:

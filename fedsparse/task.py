@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from flwr.app import ConfigRecord, Message
 from pydantic import BaseModel, ConfigDict
 
-from fedsparse.data import ClientData, FederatedData, PartitionConfig, load_federated_data
+from fedsparse.data import (
+    ClientData,
+    ContinualData,
+    FederatedData,
+    PartitionConfig,
+    TasksConfig,
+    load_continual_data,
+    load_federated_data,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +39,7 @@ class ClientTask(BaseModel):
     dataset: str
     data_path: str | None
     partition: PartitionConfig
+    tasks: TasksConfig | None
     num_clients: int
     val_fraction: float
     test_fraction: float
@@ -53,6 +62,7 @@ class ClientTask(BaseModel):
             dataset=cfg.data.dataset,
             data_path=cfg.data.path,
             partition=cfg.data.partition,
+            tasks=cfg.data.tasks,
             num_clients=fed.num_clients,
             val_fraction=cfg.data.val_fraction,
             test_fraction=cfg.data.test_fraction,
@@ -91,8 +101,35 @@ class ClientTask(BaseModel):
     def client_data(self, client_id: int, data_path: str | None = None) -> ClientData:
         return self.federated_data(data_path).client(client_id)
 
-    def build_model(self) -> torch.nn.Module:
-        from fedsparse.models import build_model
+    def continual_data(self, data_path: str | None = None) -> ContinualData:
+        """The clients' task streams (``data.tasks``); only for continual runs."""
+        if self.tasks is None:
+            raise ValueError("this run has no task streams (data.tasks is not set)")
+        return load_continual_data(
+            self.dataset,
+            data_path or self.data_path,
+            self.tasks.model_dump_json(),
+            self.num_clients,
+            self.test_fraction,
+            self.seed,
+        )
 
+    def build_model(self) -> torch.nn.Module:
+        """The run's model; with task streams, the multi-head net (one head per pool task)."""
+        from fedsparse.models import build_model
+        from fedsparse.models.multihead import build_multihead
+
+        if self.tasks is not None:
+            streams = self.continual_data()
+            return build_multihead(
+                self.model, streams.info.input_shape, streams.num_outputs, streams.num_heads, **self.model_options
+            )
         info = self.federated_data().info
         return build_model(self.model, info.input_shape, info.num_classes, **self.model_options)
+
+    def initial_model(self) -> torch.nn.Module:
+        """The model every party starts from: built right after seeding with the run seed."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        return self.build_model()

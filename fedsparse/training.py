@@ -3,6 +3,7 @@ evaluation and the benchmark's reference loop (so the comparison is like for lik
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,12 +44,14 @@ def train_epochs(
     generator: torch.Generator,
     device: torch.device,
     proximal_mu: float = 0.0,
+    regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> Stats:
-    """Minibatch training; with ``proximal_mu`` > 0 adds FedProx's (mu/2)·||w - w0||²."""
+    """Minibatch training; with ``proximal_mu`` > 0 adds FedProx's (mu/2)·||w - w0||²,
+    and ``regularizer()`` (e.g. FedWeIT's sparsity and drift terms) to every batch's loss."""
     model.to(device).train()
     x = torch.from_numpy(data.x).to(device)
     y = torch.from_numpy(data.y).to(device)
-    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
+    anchor = [p.detach().clone() for p in model.parameters() if p.requires_grad] if proximal_mu > 0 else []
     loss_fn = nn.CrossEntropyLoss()
     total_loss, correct, seen = 0.0, 0, 0
     for _ in range(epochs):
@@ -59,8 +62,11 @@ def train_epochs(
             loss = loss_fn(logits, y[idx])
             objective = loss
             if anchor:
-                drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+                trained = (p for p in model.parameters() if p.requires_grad)
+                drift = sum(((p - a) ** 2).sum() for p, a in zip(trained, anchor, strict=True))
                 objective = loss + 0.5 * proximal_mu * drift
+            if regularizer is not None:
+                objective = objective + regularizer()
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()

@@ -5,8 +5,10 @@ from fedsparse.strategies import (  # noqa: F401  (registration)
     fedavg,
     fedpaq,
     fedprox,
+    fedweit,
     grouped,
     heterofl,
+    local,
     prowd,
 )
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec

@@ -22,13 +22,18 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 
 from fedsparse.aggregation import decoded_arrays, reply_weight, weighted_mean_arrays
 from fedsparse.quant import Precision
-from fedsparse.screening import BITWIDTH
+from fedsparse.screening import BITWIDTH, TASK_ACCURACY
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
-from fedsparse.wire import encode_at, float_tensors
+from fedsparse.wire import encode_at, encode_model, float_tensors
+
+
+PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class FedAvgParams(BaseModel):
 
 
 class FedAvg(FlowerFedAvg):
+    # replies carry exactly one ArrayRecord (Flower's check); FedWeIT's may add one, local learning's none
+    one_array_record = True
+
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(min_available_nodes=0)
         self.context = context
@@ -60,6 +68,14 @@ class FedAvg(FlowerFedAvg):
         self.round_start: ArrayRecord | None = None  # the global model this round began from
 
     # ------------------------------------------------------------ what clients get
+    def initial_arrays_of(self, model: nn.Module) -> ArrayRecord:
+        """The server's model record at round 1: here the whole model, dense float32.
+
+        Strategies that share only part of the model (FedWeIT's bases) or none of it
+        (local learning) override it.
+        """
+        return encode_model(model)
+
     def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
         """The float model that clients at ``precision`` start from and are evaluated on.
 
@@ -146,14 +162,18 @@ class FedAvg(FlowerFedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid_replies, _ = self._check_and_log_replies(replies, is_train=True)
+        valid_replies, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
         if not valid_replies:
             return None, None
+        validate_message_reply_consistency(
+            [msg.content for msg in valid_replies], self.weighted_by_key, check_arrayrecord=self.one_array_record
+        )
         contents = [msg.content for msg in valid_replies]
         arrays = self.aggregate_arrays(server_round, valid_replies)
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        if metrics is not None and BITWIDTH in metrics:
-            del metrics[BITWIDTH]  # a per-client fact, not a quantity to average
+        for key in PER_CLIENT_METRICS:
+            if metrics is not None and key in metrics:
+                del metrics[key]  # a per-client fact, not a quantity to average
         return arrays, metrics
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
@@ -161,4 +181,4 @@ class FedAvg(FlowerFedAvg):
         return weighted_mean_arrays([msg.content for msg in replies], self.weighted_by_key)
 
 
-STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx)))
+STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx), supports_tasks=True))

@@ -35,5 +35,5 @@ class FedProx(FedAvg):
 
 STRATEGIES.add(
     "fedprox",
-    StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx)),  # type: ignore[arg-type]
+    StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True),  # type: ignore[arg-type]
 )

@@ -13,7 +13,7 @@ from flwr.serverapp.strategy import Strategy
 from pydantic import BaseModel
 from torch import nn
 
-from fedsparse.data import ArrayDataset
+from fedsparse.data import ArrayDataset, TasksConfig
 from fedsparse.nodes import ClientSampler
 from fedsparse.devices import precision_of
 from fedsparse.prune import channel_layout
@@ -32,6 +32,7 @@ class StrategyContext:
     server_data: ArrayDataset | None = None  # held-out samples (data.server_samples)
     seed: int = 0
     widths: tuple[float, ...] = ()  # HeteroFL/FedRolex model width by client id; empty: all 1
+    tasks: TasksConfig | None = None  # continual learning: the clients' task schedule
 
     def width_of(self, client: int) -> float:
         return self.widths[client] if 0 <= client < len(self.widths) else 1.0
@@ -65,6 +66,9 @@ class StrategySpec:
     problems: Callable[[BaseModel, int], list[str]] = _no_problems
     # checks against the configured model (built once by the config validation)
     model_problems: Callable[[nn.Module], list[str]] = _any_model
+    # continual learning (data.tasks): whether the strategy runs on task streams, and whether only there
+    supports_tasks: bool = False
+    requires_tasks: bool = False
 
 
 STRATEGIES: Registry[StrategySpec] = Registry("strategy")

@@ -21,6 +21,7 @@ from flwr.app import Array, ArrayRecord
 from fedsparse.quant import Precision, dequantize, pack_codes, packed_length, quantize, unpack_codes
 from fedsparse.quant.quantizer import stochastic_quantize
 from fedsparse.wire.dense import encode_state, npy_view
+from fedsparse.wire.sparse import SPARSE, decode_sparse
 
 BITPACKED = "fedsparse.bitpacked"
 _INT_DTYPE = re.compile(r"int(\d{1,2})")
@@ -58,10 +59,12 @@ def read_packed(array: Array) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def float_values(array: Array) -> np.ndarray:
-    """The float values an array stands for: dequantized codes, or the dense payload."""
+    """The float values an array stands for: dequantized codes, densified sparse, or the dense payload."""
     if array.stype == BITPACKED:
         codes, scales, _ = read_packed(array)
         return dequantize(torch.from_numpy(codes), torch.from_numpy(scales.copy())).numpy()
+    if array.stype == SPARSE:
+        return decode_sparse(array)
     return npy_view(array)
 
 
