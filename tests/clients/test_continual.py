@@ -1,0 +1,118 @@
+"""The continual ClientApp path, called directly: node state across rounds and a task
+boundary, FedWeIT's uploads, and the knowledge base a client accepts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+
+from fedsparse.clients.app import app
+from fedsparse.clients.continual import MODEL_STATE, STRUCTURE, read_knowledge
+from fedsparse.config import apply_overrides, read_yaml, validate_config
+from fedsparse.screening import TASK_ACCURACY
+from fedsparse.strategies.fedweit import ADAPTIVE, KNOWLEDGE, LAMBDA1, LAMBDA2, SPARSITY, WEIGHT_DECAY, base_record
+from fedsparse.strategies.local import LEARNER
+from fedsparse.task import ClientTask
+from fedsparse.wire import SPARSE, encode_sparse, encode_sparse_state, float_tensors, sparse_bytes
+
+from ..conftest import REPO
+from ..helpers import context_for
+
+DIGITS = [
+    "data.dataset=digits", "data.path=null", "model.options={channels: [8, 16], hidden: 32}",
+    "data.tasks.num_tasks=2", "data.tasks.rounds_per_task=2", "federation.rounds=4", "federation.num_clients=2",
+    "federation.clients_per_round=2", "data.tasks.max_train_per_task=null", "data.tasks.max_test_per_task=null",
+    "federation.lr=0.005", "federation.local_epochs=2", "federation.batch_size=32",
+]
+
+
+def digits_task(strategy: str) -> ClientTask:
+    raw = apply_overrides(read_yaml(REPO / "configs" / "fcl_split_mnist.yaml"), [*DIGITS, f"strategy.name={strategy}"])
+    return ClientTask.from_experiment(validate_config(raw))
+
+
+def fedweit_message(task: ClientTask, server_round: int, base: ArrayRecord, knowledge: ArrayRecord | None = None) -> Message:
+    config = task.to_config()
+    config.update({"server-round": server_round, LEARNER: "fedweit", LAMBDA1: 1e-3, LAMBDA2: 100.0,
+                   WEIGHT_DECAY: 1e-4, SPARSITY: 0.3})
+    content = RecordDict({"arrays": encode_sparse_state(float_tensors(base)), "config": ConfigRecord(config)})
+    if knowledge is not None:
+        content[KNOWLEDGE] = knowledge
+    return Message(content, dst_node_id=1000, message_type=MessageType.TRAIN)
+
+
+def test_fedweit_client_keeps_its_state_across_rounds_and_a_task_boundary(server_identity) -> None:  # type: ignore[no-untyped-def]
+    task = digits_task("fedweit")
+    base = base_record(task.initial_model())
+    context = context_for(0, 2)
+    replies, states = [], []
+    for server_round in (1, 2, 3):
+        reply = app(fedweit_message(task, server_round, base), context)
+        assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+        replies.append(reply)
+        states.append(context.state[MODEL_STATE].to_torch_state_dict())
+    structure = dict(context.state.config_records[STRUCTURE])
+    first, second = task.continual_data().streams[0]
+    assert structure == {"tasks": [first, second], "finished": [first], "knowledge": 0}
+    # the task's last round uploads its hard-sparsified A: sparse, and only then
+    assert ADAPTIVE not in replies[0].content.array_records and ADAPTIVE in replies[1].content.array_records
+    adaptive = replies[1].content[ADAPTIVE]
+    nonzero = total = 0
+    for name, array in adaptive.items():
+        values = float_tensors(ArrayRecord({name: array}))[name]
+        assert array.stype == SPARSE and len(array.data) == sparse_bytes(values)
+        assert torch.all(values.abs()[values != 0] > 1e-3)  # |A| <= lambda1 was cut
+        nonzero, total = nonzero + int((values != 0).sum()), total + values.numel()
+        assert torch.equal(values, states[1][name.replace(".base", f".adaptive.{first}")])  # what it keeps
+    assert 0 < nonzero < total
+    # round 3 learns the second task and still reports the first from the stored weights
+    accuracies = replies[2].content["metrics"][TASK_ACCURACY]
+    assert len(accuracies) == 2 and accuracies[0] > 0.9
+    for reply in replies:
+        upload = reply.content["arrays"]
+        for name, array in upload.items():
+            values = float_tensors(ArrayRecord({name: array}))[name]
+            dropped = (values.reshape(values.shape[0], -1) == 0).all(dim=1)
+            assert int(dropped.sum()) == int(0.3 * values.shape[0])
+
+
+def test_the_local_learner_trains_its_own_model_and_sends_no_arrays(server_identity) -> None:  # type: ignore[no-untyped-def]
+    task = digits_task("local")
+    context = context_for(1, 2)
+    snapshots = []
+    for server_round in (1, 2):
+        config = task.to_config()
+        config.update({"server-round": server_round, LEARNER: "local"})
+        message = Message(RecordDict({"config": ConfigRecord(config)}), dst_node_id=1001, message_type=MessageType.TRAIN)
+        reply = app(message, context)
+        assert not reply.has_error() and not reply.content.array_records
+        snapshots.append({k: v.clone() for k, v in context.state[MODEL_STATE].to_torch_state_dict().items()})
+    initial = task.initial_model().state_dict()
+    # round 2 continued from round 1's model: it differs from both it and the initial model
+    assert any(not torch.equal(snapshots[0][k], initial[k]) for k in initial)
+    assert any(not torch.equal(snapshots[1][k], snapshots[0][k]) for k in initial)
+
+
+def test_malformed_knowledge_entries_are_dropped_and_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+    shapes = {"trunk.0.base": (4, 3), "trunk.2.base": (2, 4)}
+    rng = np.random.default_rng(0)
+    good = {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()}
+    record = ArrayRecord()
+    for entry in range(4):
+        for name in shapes:
+            record[f"kb{entry}.{name}"] = encode_sparse(good[name] * (entry + 1))
+    record["kb1.trunk.2.base"] = encode_sparse(np.ones((4, 2), dtype=np.float32))  # wrong shape
+    wrong = encode_sparse(np.eye(4, 3, dtype=np.float32))
+    record["kb2.trunk.0.base"] = Array(dtype=wrong.dtype, shape=wrong.shape, stype=wrong.stype, data=wrong.data[:-2])  # truncated
+    del record["kb3.trunk.2.base"]  # incomplete entry
+    with caplog.at_level(logging.WARNING, logger="fedsparse"):
+        knowledge = read_knowledge(record, shapes)
+    assert {name: tuple(t.shape) for name, t in knowledge.items()} == {"trunk.0": (1, 4, 3), "trunk.2": (1, 2, 4)}
+    assert np.allclose(knowledge["trunk.0"][0].numpy(), good["trunk.0.base"])
+    rejected = " ".join(r.getMessage() for r in caplog.records)
+    for entry in ("kb1", "kb2", "kb3"):
+        assert f"entry {entry} rejected" in rejected
+    assert read_knowledge(None, shapes) == {}

@@ -1,0 +1,93 @@
+"""Continual runs end to end on real digits: metrics rows and summary, bytes per strategy,
+both engines (client state in Flower's Context survives Ray's actor processes), and the
+config checks around ``data.tasks``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
+
+from .conftest import REPO
+from .helpers import simulate
+
+DIGITS = (
+    "data.dataset=digits", "data.path=null", "model.options={channels: [8, 16], hidden: 32}",
+    "federation.num_clients=3", "federation.clients_per_round=3", "data.tasks.num_tasks=2",
+    "data.tasks.rounds_per_task=2", "federation.rounds=4", "data.tasks.max_train_per_task=null",
+    "data.tasks.max_test_per_task=null", "federation.lr=0.005", "federation.local_epochs=2",
+    "federation.batch_size=32", "output.plots=false",
+)
+TIMINGS = ("round_seconds", "wall_seconds")
+
+
+def run(tmp_path: Path, strategy: str, *overrides: str) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+    return simulate("fcl_split_mnist.yaml", tmp_path / strategy, *DIGITS, f"strategy.name={strategy}", *overrides)
+
+
+def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
+    return {key: value for key, value in record.items() if key not in TIMINGS}
+
+
+@pytest.mark.parametrize("strategy", ["fedweit", "local"])
+def test_client_state_survives_rounds_and_a_task_boundary_under_ray(tmp_path: Path, strategy: str) -> None:
+    ray_rows, ray_summary = run(tmp_path / "ray", strategy, "engine.backend=ray")
+    inline_rows, inline_summary = run(tmp_path / "inline", strategy, "engine.backend=inline")
+    assert [without_timings(r) for r in ray_rows] == [without_timings(r) for r in inline_rows]
+    assert without_timings(ray_summary) == without_timings(inline_summary)
+    assert all(not row["rejected"] for row in ray_rows)
+    # round 3 starts task 2; each client still knows task 1 from the state it kept
+    first_task_end, after_boundary = ray_rows[1]["task_accuracy"], ray_rows[2]["task_accuracy"]
+    assert ray_rows[2]["task"] == 2
+    for client, accuracies in after_boundary.items():
+        assert len(accuracies) == 2
+        assert first_task_end[client][0] > 0.9
+        assert accuracies[0] > first_task_end[client][0] - 0.1
+
+
+def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> None:
+    results = {name: run(tmp_path, name) for name in ("local", "fedavg", "fedprox", "fedweit")}
+    for name, (rows, summary) in results.items():
+        assert [row["task"] for row in rows] == [1, 1, 2, 2]
+        assert rows[0]["forgetting"] is None and rows[-1]["forgetting"] is not None
+        assert summary["final_avg_task_accuracy"] == rows[-1]["avg_task_accuracy"] == summary["final_accuracy"]
+        assert summary["final_forgetting"] == rows[-1]["forgetting"]
+        assert summary["final_avg_task_accuracy"] > 0.85, name
+        for row in rows:
+            mean = sum(sum(a) / len(a) for a in row["task_accuracy"].values()) / len(row["task_accuracy"])
+            assert row["avg_task_accuracy"] == pytest.approx(mean)
+            assert row["bytes_up"] == sum(c["bytes_up"] for c in row["clients"])
+    assert results["local"][1]["bytes_up_total"] == results["local"][1]["bytes_down_total"] == 0
+    assert results["fedprox"][1]["bytes_up_total"] == results["fedavg"][1]["bytes_up_total"] > 0
+    weit_rows, weit = results["fedweit"]
+    assert 0 < weit["bytes_up_total"] < 0.85 * results["fedavg"][1]["bytes_up_total"]
+    # at a task's last round the clients add their A; at the next task's first, the knowledge comes down
+    assert weit_rows[1]["bytes_up"] > weit_rows[0]["bytes_up"] == weit_rows[2]["bytes_up"]
+    assert weit_rows[2]["bytes_down"] > 2 * weit_rows[3]["bytes_down"]
+
+
+def _problems(*overrides: str) -> list[str]:
+    raw = apply_overrides(read_yaml(REPO / "configs" / "fcl_split_mnist.yaml"), list(overrides))
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw)
+    return caught.value.problems
+
+
+def test_task_stream_configs_are_checked_against_strategy_and_federation() -> None:
+    assert _problems("data.tasks=null") == ["strategy.name: 'fedweit' learns task streams; set data.tasks"]
+    assert _problems("strategy.name=heterofl")[0].startswith("strategy.name: 'heterofl' does not run task streams")
+    assert _problems("federation.rounds=40") == [
+        "federation.rounds: must be data.tasks.num_tasks × rounds_per_task = 50 (got 40)"
+    ]
+    assert any(p.startswith("federation.client_eval_every:") for p in _problems("federation.client_eval_every=1"))
+    assert any(p.startswith("federation.profiles:") for p in _problems("federation.profiles=[{bitwidth: 8}]"))
+    assert any(p.startswith("data.tasks.num_tasks:") for p in _problems("data.tasks.num_tasks=6", "federation.rounds=60"))
+    assert _problems("data.tasks.orderr=fixed") == ["data.tasks.orderr: unknown field"]
+
+
+@pytest.mark.parametrize("name", ["fcl_split_mnist.yaml", "fcl_permuted_mnist.yaml"])
+def test_shipped_continual_configs_are_valid(name: str) -> None:
+    cfg = validate_config(read_yaml(REPO / "configs" / name))
+    assert cfg.data.tasks is not None and cfg.federation.rounds == cfg.data.tasks.total_rounds
