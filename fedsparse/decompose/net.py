@@ -110,7 +110,7 @@ class DecomposedNet(nn.Module):
         if task is None:
             raise RuntimeError("no task is running")
         key = str(task)
-        total = torch.zeros(())
+        total = torch.zeros((), device=next(self.parameters()).device)
         for layer in self.layers().values():
             adaptive, mask = layer.adaptive[key], layer.masks[key]
             total = total + lambda1 * adaptive.abs().sum()
