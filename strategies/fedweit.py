@@ -136,13 +136,12 @@ class FedWeIT(FedAvg):
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         bases = [decode_float_state(msg.content.array_records[ARRAYS]) for msg in replies]
         weights = [reply_weight(msg.content, self.weighted_by_key) for msg in replies]
-        adaptive = {
-            self.sampler.directory.client_of(msg.metadata.src_node_id): msg.content.array_records[ADAPTIVE]
-            for msg in replies
-            if ADAPTIVE in msg.content.array_records
-        }
-        if adaptive:
-            self.finished_adaptive = adaptive
+        if server_round % self.rounds_per_task == 0:  # a task's last round: the A that become knowledge
+            self.finished_adaptive = {
+                self.sampler.directory.client_of(msg.metadata.src_node_id): msg.content.array_records[ADAPTIVE]
+                for msg in replies
+                if ADAPTIVE in msg.content.array_records
+            }
         return to_record(unit_mean(bases, weights))
 
 

@@ -145,3 +145,19 @@ def test_a_sparse_upload_with_inconsistent_indices_or_shapes_is_rejected(server_
     assert record in rejected[0].reason
     assert ("undecodable" if fault == "indices" else "shape") in rejected[0].reason
     assert len(accepted) == 2
+
+
+def test_A_sent_in_the_middle_of_a_task_never_becomes_knowledge(server_identity) -> None:  # type: ignore[no-untyped-def]
+    strategy = _strategy(rounds_per_task=2)
+    start = _global()
+    for server_round in (1, 2):
+        sent = list(strategy.configure_train(server_round, start, ConfigRecord(), grid=None))
+        replies = []
+        for c, message in enumerate(sent):
+            reply = reply_from(message, encode_sparse_state(_upload(c, {})), {"num-examples": 5})
+            if server_round == 1:  # a client pushing A when no task ends
+                reply.content[ADAPTIVE] = encode_sparse_state(_upload(30 + c, {}))
+            replies.append(reply)
+        accepted, _ = screen_replies(sent, replies, lambda node: node - 100)
+        strategy.aggregate_train(server_round, accepted)
+    assert all(KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(3, start, ConfigRecord(), grid=None))
