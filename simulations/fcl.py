@@ -76,8 +76,13 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
 
 def main() -> None:
     parser = sweep_parser(__doc__, "fcl")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
-    jobs = [(bench, name, seed) for bench in BENCHMARKS for name in VARIANTS for seed in range(args.seeds)]
+    if "fedavg" not in args.variants:
+        parser.error("--variants: fedavg is the reference for the upload column")
+    # the extra FedWeIT setting runs last, after every strategy the comparison needs
+    order = sorted(args.variants, key=lambda name: name.startswith("fedweit,"))
+    jobs = [(bench, name, seed) for name in order for bench in BENCHMARKS for seed in range(args.seeds)]
 
     def execute(job: tuple[str, str, int]) -> Path:
         bench, name, seed = job
@@ -86,7 +91,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = dict(zip(jobs, pool.map(execute, jobs), strict=True))
     all_runs = {
-        bench: {name: [folders[(bench, name, s)] for s in range(args.seeds)] for name in VARIANTS}
+        bench: {name: [folders[(bench, name, s)] for s in range(args.seeds)] for name in args.variants}
         for bench in BENCHMARKS
     }
     figure = args.results.with_suffix(".png")
