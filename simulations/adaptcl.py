@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import REPO, mean_std, read_summary, run_one, sweep_parser  # noqa: E402
+from sweep import REPO, mean_std, publish, read_summary, run_one, sweep_parser  # noqa: E402
 
 from fedsparse.results import read_metrics  # noqa: E402
 
@@ -140,10 +140,7 @@ def main() -> None:
     ]
     for scenario, runs in all_runs.items():
         lines += table(scenario, runs)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    plot(all_runs, figure)
-    args.results.write_text("\n".join(lines))
-    print("\n".join(lines))
+    publish(args.results, lines, lambda path: plot(all_runs, path))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import re
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +55,11 @@ def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / name)
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / f"{name}.md")
     return parser
+
+
+def publish(results: Path, lines: list[str], draw: Callable[[Path], None]) -> None:
+    """Write the results page, its figure beside it (same name, .png), and echo the page."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    draw(results.with_suffix(".png"))
+    results.write_text("\n".join(lines))
+    print("\n".join(lines))
