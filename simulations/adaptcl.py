@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import REPO, mean_std, publish, read_summary, run_one, sweep_parser  # noqa: E402
+from sweep import REPO, finish_panel, mean_std, publish, read_summary, run_one, save_figure, sweep_parser  # noqa: E402
 
 from fedsparse.results import read_metrics  # noqa: E402
 
@@ -97,12 +97,8 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("simulated seconds (log)")
         ax.set_ylabel("test accuracy")
-        ax.set_title(scenario, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        finish_panel(ax, scenario)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import mean_std, publish, read_summary, run_one, sweep_parser  # noqa: E402
+from sweep import finish_panel, mean_std, publish, read_summary, run_one, save_figure, sweep_parser  # noqa: E402
 
 from fedsparse.results import read_metrics  # noqa: E402
 
@@ -66,12 +66,8 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
             ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
         ax.set_xlabel("round (dotted: a new task starts)")
         ax.set_ylabel("average accuracy over tasks seen")
-        ax.set_title(benchmark, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        finish_panel(ax, benchmark)
+    save_figure(fig, path)
 
 
 def main() -> None:

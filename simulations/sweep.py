@@ -63,3 +63,18 @@ def publish(results: Path, lines: list[str], draw: Callable[[Path], None]) -> No
     draw(results.with_suffix(".png"))
     results.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def finish_panel(ax, title: str) -> None:  # type: ignore[no-untyped-def]
+    """The look every sweep's panels share: small title, light grid, legend."""
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def save_figure(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
