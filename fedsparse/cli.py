@@ -67,7 +67,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fedsparse.config import ConfigError
-    from fedsparse.data import DataError
     from fedsparse.results import METRICS_FILE
 
     try:
@@ -80,27 +79,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (run_dir / METRICS_FILE).exists() and not args.overwrite:
         return _fail([f"{run_dir} already holds a run; pass --overwrite or choose another --out"], EXIT_FAILED)
 
-    from fedsparse.task import ClientTask
-
-    try:  # load and partition once here, so missing data fails before any engine starts
-        ClientTask.from_experiment(cfg).federated_data()
-    except DataError as error:
-        return _fail([f"data: {error}"], EXIT_FAILED)
-    except ValueError as error:  # a partitioner refusing the requested split
-        return _fail([f"data.partition: {error}"], EXIT_FAILED)
-
-    from fedsparse.app import make_server_app
-    from fedsparse.engine import run_engine
-    from fedsparse.server import FederationError
+    from fedsparse.runner import RunFailed, run_experiment
 
     _quiet_flower(args.verbose)
     try:
-        run_engine(cfg, make_server_app(cfg, run_dir))
-    except FederationError as error:
+        summary = run_experiment(cfg, run_dir)
+    except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
-    from fedsparse.results import read_summary
-
-    summary = read_summary(run_dir)
     accuracy = summary["final_accuracy"]
     megabytes = (summary["bytes_up_total"] + summary["bytes_down_total"]) / 1e6
     print(f"final accuracy {accuracy:.4f} · {megabytes:.2f} MB moved · results in {run_dir}")
