@@ -14,7 +14,8 @@ that task's head. How it keeps its model depends on the strategy (``learner`` ke
 
 Node state is Flower's ``Context.state`` (a RecordDict of arrays and configs, no
 pickle), which the simulation engines carry between a node's rounds whichever process
-runs them, and which a SuperNode keeps in memory.
+runs them, and which a SuperNode keeps in memory; with ``state-dir`` in its node config
+a node also keeps it on disk (:mod:`fedsparse.clients.node_state`) and survives a restart.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
+from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
 from fedsparse.data import ContinualData
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
@@ -217,7 +219,11 @@ def train_fedweit(message: Message, stream: ClientStream, context: Context) -> R
 
 def train_continual(message: Message, context: Context, task: ClientTask, client: int, data_path: str | None) -> Message:
     config = message.content[CONFIG_KEY]
-    stream = ClientStream(task, client, int(config["server-round"]), data_path)
+    server_round = int(config["server-round"])
+    state_dir = state_dir_of(context)
+    if state_dir is not None:
+        restore_node_state(context, state_dir, server_round)
+    stream = ClientStream(task, client, server_round, data_path)
     learner = str(config.get(LEARNER, SHARED))
     if learner == SHARED:
         content = train_shared(message, stream)
@@ -227,4 +233,6 @@ def train_continual(message: Message, context: Context, task: ClientTask, client
         content = train_fedweit(message, stream, context)
     else:
         raise ValueError(f"unknown {LEARNER} {learner!r}")
+    if state_dir is not None:
+        save_node_state(context, state_dir, server_round)
     return Message(content, reply_to=message)

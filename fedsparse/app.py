@@ -13,26 +13,31 @@ from pathlib import Path
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedsparse.checkpoint import checkpoint_path, load_checkpoint
 from fedsparse.config import ExperimentConfig, dump_config, load_config
 from fedsparse.results import RunWriter
 from fedsparse.server import serve
 
 
-def run_into(grid: Grid, cfg: ExperimentConfig, run_dir: Path) -> None:
-    writer = RunWriter(run_dir, dump_config(cfg))
-    serve(grid, cfg, writer)
+def run_into(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> None:
+    """Run ``cfg`` into ``run_dir``; with ``resume``, continue from the folder's checkpoint."""
+    if resume:
+        checkpoint = load_checkpoint(checkpoint_path(run_dir))
+        serve(grid, cfg, RunWriter.resuming(run_dir, checkpoint.round), checkpoint)
+    else:
+        serve(grid, cfg, RunWriter(run_dir, dump_config(cfg)))
     if cfg.output.plots:
         from fedsparse.plots import plot_run
 
         plot_run(run_dir)
 
 
-def make_server_app(cfg: ExperimentConfig, run_dir: Path) -> ServerApp:
+def make_server_app(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> ServerApp:
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_into(grid, cfg, run_dir)
+        run_into(grid, cfg, run_dir, resume)
 
     return app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
@@ -41,16 +42,27 @@ def _fedsparse_client_app() -> ClientApp:
     return app
 
 
-def run_engine(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp | None = None) -> None:
-    """Run on ``cfg.engine.backend``; blocks until the ServerApp returns."""
+def run_engine(
+    cfg: ExperimentConfig,
+    server_app: ServerApp,
+    client_app: ClientApp | None = None,
+    client_state_root: Path | None = None,
+) -> None:
+    """Run on ``cfg.engine.backend``; blocks until the ServerApp returns.
+
+    ``client_state_root``: nodes keep their state on disk there (inline engine only: Ray's
+    simulated nodes get no node config beyond their partition).
+    """
     client_app = client_app or _fedsparse_client_app()
     if cfg.engine.backend == "inline":
-        run_inline(cfg, server_app, client_app)
+        run_inline(cfg, server_app, client_app, client_state_root)
     else:
         run_on_ray(cfg, server_app, client_app)
 
 
-def run_inline(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
+def run_inline(
+    cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp, client_state_root: Path | None = None
+) -> None:
     """The ServerApp in this thread, each message a direct ClientApp call.
 
     The run and task identity are set up as ``flwr.simulation.run_simulation`` does, so
@@ -69,7 +81,7 @@ def run_inline(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientA
     TaskIdentity.run_id = run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     threads = client_threads(cfg.engine.client_resources.num_cpus)
-    grid = InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads)
+    grid = InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads, state_root=client_state_root)
     context = Context(run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={})
     server_app(grid, context)
 

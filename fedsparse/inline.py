@@ -35,6 +35,7 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from uuid import uuid4
 
 import torch
@@ -45,6 +46,8 @@ from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITIO
 from flwr.server.utils.validator import validate_message
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
+
+from fedsparse.clients.node_state import STATE_DIR
 
 log = logging.getLogger("fedsparse")
 
@@ -87,7 +90,9 @@ class InlineGrid(Grid):
         run: Run,
         *,
         threads: int = 1,
+        state_root: Path | None = None,
     ) -> None:
+        """``state_root``: each node keeps its state on disk in ``state_root/client-<id>``."""
         self._app = client_app
         self._run = run
         self._threads = threads
@@ -98,10 +103,13 @@ class InlineGrid(Grid):
             if node_id in self._contexts:
                 continue
             partition_id = len(self._contexts)
+            node_config: dict[str, int | str] = {PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes}
+            if state_root is not None:
+                node_config[STATE_DIR] = str(state_root / f"client-{partition_id}")
             self._contexts[node_id] = Context(
                 run_id=run.run_id,
                 node_id=node_id,
-                node_config={PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes},
+                node_config=node_config,
                 state=RecordDict(),
                 run_config=dict(run.override_config),
             )

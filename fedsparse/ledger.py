@@ -38,6 +38,14 @@ class ByteLedger:
     def record(self, round_: int, client: int, direction: str, phase: str, nbytes: int) -> None:
         self.transfers.append(Transfer(round_, client, direction, phase, nbytes))
 
+    def rows(self) -> list[list[int | str]]:
+        """Every transfer as a JSON-able row, for checkpoints."""
+        return [[t.round, t.client, t.direction, t.phase, t.nbytes] for t in self.transfers]
+
+    def load_rows(self, rows: list[list[int | str]]) -> None:
+        """Replace the ledger with ``rows`` from :meth:`rows`."""
+        self.transfers = [Transfer(int(r), int(c), str(d), str(p), int(n)) for r, c, d, p, n in rows]
+
     def round_clients(self, round_: int) -> dict[int, dict[str, int]]:
         """``{client: {"bytes_up": .., "bytes_down": ..}}`` for one round, all phases."""
         per_client: dict[int, dict[str, int]] = defaultdict(lambda: {"bytes_up": 0, "bytes_down": 0})

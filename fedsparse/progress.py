@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RoundProgress:
-    def __init__(self, total_rounds: int, enabled: bool) -> None:
+    def __init__(self, total_rounds: int, enabled: bool, done: int = 0) -> None:
         self.enabled = enabled
         self._progress = Progress(
             TextColumn("[bold]round"),
@@ -19,7 +19,9 @@ class RoundProgress:
             TimeElapsedColumn(),
             disable=not enabled,
         )
-        self._task = self._progress.add_task("rounds", total=total_rounds, accuracy="-", megabytes=0.0)
+        self._task = self._progress.add_task(
+            "rounds", total=total_rounds, completed=done, accuracy="-", megabytes=0.0
+        )
 
     def __enter__(self) -> RoundProgress:
         self._progress.start()

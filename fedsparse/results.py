@@ -9,15 +9,29 @@ from typing import Any
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+CLIENT_STATE_DIR = "client-state"  # simulated nodes' own state, per client (task streams)
 
 
 class RunWriter:
     def __init__(self, run_dir: Path, resolved_config: str) -> None:
+        """A new run: the config written, the metrics file empty."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(resolved_config)
         self._metrics = run_dir / METRICS_FILE
         self._metrics.write_text("")
+
+    @classmethod
+    def resuming(cls, run_dir: Path, after_round: int) -> RunWriter:
+        """An interrupted run continued after ``after_round``: later rows (written before
+        the crash but not checkpointed) are dropped, as is any summary."""
+        writer = cls.__new__(cls)
+        writer.run_dir = run_dir
+        writer._metrics = run_dir / METRICS_FILE
+        kept = [row for row in read_metrics(run_dir) if row["round"] <= after_round]
+        writer._metrics.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+        return writer
 
     def append_round(self, row: dict[str, Any]) -> None:
         """One line per round, flushed at once so a crash loses at most the current round."""

@@ -30,16 +30,42 @@ def check_data(cfg: ExperimentConfig) -> None:
         raise RunFailed(f"data.partition: {error}") from None
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
-    """Run ``cfg`` into ``run_dir`` on its configured engine; return the run's summary."""
+def client_state_root(cfg: ExperimentConfig, run_dir: Path) -> Path | None:
+    """Where simulated nodes keep their own state: only task-stream clients have any, and
+    only the inline engine can tell its nodes where (Ray's get just their partition)."""
+    from fedsparse.results import CLIENT_STATE_DIR
+
+    if cfg.data.tasks is None or cfg.engine.backend != "inline":
+        return None
+    return run_dir / CLIENT_STATE_DIR
+
+
+def run_experiment(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Run ``cfg`` into ``run_dir`` on its configured engine; return the run's summary.
+
+    With ``resume``, ``run_dir`` holds an interrupted run of ``cfg`` and its checkpoint:
+    the run continues after the checkpoint's round.
+    """
     from fedsparse.app import make_server_app
+    from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
     from fedsparse.engine import run_engine
-    from fedsparse.results import read_summary
+    from fedsparse.results import CLIENT_STATE_DIR, read_summary
     from fedsparse.server import FederationError
 
+    client_state = client_state_root(cfg, run_dir)
+    if resume:
+        try:
+            load_checkpoint(checkpoint_path(run_dir))  # fail here, not inside the engine
+        except CheckpointError as error:
+            raise RunFailed(str(error)) from None
+        if cfg.data.tasks is not None and (client_state is None or not client_state.is_dir()):
+            raise RunFailed(
+                f"{run_dir}: the clients' task-stream state was not saved ({CLIENT_STATE_DIR}/ is written by "
+                "the inline engine only), so this run cannot be resumed exactly"
+            )
     check_data(cfg)
     try:
-        run_engine(cfg, make_server_app(cfg, run_dir))
+        run_engine(cfg, make_server_app(cfg, run_dir, resume), client_state_root=client_state)
     except FederationError as error:
         raise RunFailed(str(error)) from None
     return read_summary(run_dir)

@@ -16,6 +16,7 @@ from typing import Any
 from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
+from fedsparse.checkpoint import Checkpoint, checkpoint_path, restore_rng_of, save_checkpoint, with_rng
 from fedsparse.config import ExperimentConfig
 from fedsparse.clock import SimulationClock, round_seconds
 from fedsparse.devices import client_devices, client_precisions, client_widths, precision_of
@@ -29,7 +30,7 @@ from fedsparse.results import RunWriter
 from fedsparse.continual_metrics import TaskAccuracyLog
 from fedsparse.screening import ARRAYS, NUM_EXAMPLES, TASK_ACCURACY, Rejection, screen_replies
 from fedsparse.strategies import STRATEGIES, StrategyContext
-from fedsparse.strategies.fedavg import FedAvg
+from fedsparse.strategies.fedavg import FedAvg, StrategyState
 from fedsparse.task import ClientTask
 from fedsparse.training import evaluate, pick_device
 from fedsparse.wire import encode_model, load_into
@@ -51,9 +52,14 @@ class RoundOutcome:
 
 
 class FederationServer:
-    def __init__(self, cfg: ExperimentConfig, grid: Grid, writer: RunWriter) -> None:
+    def __init__(
+        self, cfg: ExperimentConfig, grid: Grid, writer: RunWriter, resume_from: Checkpoint | None = None
+    ) -> None:
         self.cfg = cfg
         self.writer = writer
+        self.resume_from = resume_from
+        self.skipped = 0
+        self.final: dict[str, Any] = {}  # the latest evaluation of every metric
         self.ledger = ByteLedger()
         self.grid = MeteredGrid(grid, self.ledger)
         self.task = ClientTask.from_experiment(cfg)
@@ -254,6 +260,41 @@ class FederationServer:
             "sim_seconds_total": round(self.sim_seconds_total, 4),
         }
 
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, strategy: FedAvg, server_round: int) -> None:
+        """Everything the next round depends on, after ``server_round`` is written out."""
+        state = strategy.checkpoint_state()
+        records = {"global": self.arrays, **{f"strategy.{name}": r for name, r in state.records.items()}}
+        values = {
+            "strategy": state.values,
+            "ledger": self.ledger.rows(),
+            "sim_seconds_total": self.sim_seconds_total,
+            "skipped": self.skipped,
+            "final": self.final,
+            "task_log": {str(client): best for client, best in self.task_log.best.items()},
+        }
+        save_checkpoint(checkpoint_path(self.writer.run_dir), with_rng(Checkpoint(server_round, records, values)))
+
+    def _restore(self, strategy: FedAvg, checkpoint: Checkpoint) -> int:
+        """Put the server and ``strategy`` back at the end of the checkpoint's round; return it."""
+        prefix = "strategy."
+        strategy.restore_checkpoint_state(
+            StrategyState(
+                records={k[len(prefix):]: r for k, r in checkpoint.records.items() if k.startswith(prefix)},
+                values=checkpoint.values["strategy"],
+            )
+        )
+        values = checkpoint.values
+        self.arrays = checkpoint.records["global"]
+        self.ledger.load_rows(values["ledger"])
+        self.sim_seconds_total = float(values["sim_seconds_total"])
+        self.skipped = int(values["skipped"])
+        self.final = dict(values["final"])
+        self.task_log.best = {int(client): list(best) for client, best in values["task_log"].items()}
+        restore_rng_of(checkpoint)
+        log.info("resuming after round %d of %d", checkpoint.round, self.cfg.federation.rounds)
+        return checkpoint.round
+
     # ------------------------------------------------------------------ main
     def run(self) -> dict[str, Any]:
         fed = self.cfg.federation
@@ -261,14 +302,13 @@ class FederationServer:
         self._discover()
         strategy = self._strategy()
         self.arrays = strategy.initial_arrays_of(self.model)
-        final: dict[str, Any] = {}
-        skipped = 0
-        with RoundProgress(fed.rounds, self.cfg.output.progress) as progress:
-            for server_round in range(1, fed.rounds + 1):
+        done = 0 if self.resume_from is None else self._restore(strategy, self.resume_from)
+        with RoundProgress(fed.rounds, self.cfg.output.progress, done=done) as progress:
+            for server_round in range(done + 1, fed.rounds + 1):
                 self.grid.round = server_round
                 round_start = time.perf_counter()
                 outcome = self._train_round(strategy, server_round)
-                skipped += outcome.skipped
+                self.skipped += outcome.skipped
                 self.sim_seconds_total += round_seconds(outcome.client_seconds)
                 evaluation = {
                     **self._client_eval(strategy, server_round),
@@ -278,15 +318,18 @@ class FederationServer:
                 row = self._row(strategy, server_round, outcome, time.perf_counter() - round_start)
                 row.update(evaluation)
                 self.writer.append_round(row)
-                final.update(evaluation)
+                self.final.update(evaluation)
+                if self.cfg.output.checkpoint:
+                    self._checkpoint(strategy, server_round)
                 megabytes = (self.ledger.total("up") + self.ledger.total("down")) / 1e6
                 progress.update(server_round, evaluation.get("accuracy"), megabytes)
+        final = self.final
         summary = {
             "final_accuracy": final.get("accuracy"),
             "final_loss": final.get("loss"),
             "final_accuracy_by_bitwidth": final.get("accuracy_by_bitwidth"),
             "rounds_completed": fed.rounds,
-            "rounds_skipped": skipped,
+            "rounds_skipped": self.skipped,
             "model_parameters": count_parameters(self.model),
             "bytes_up_total": self.ledger.total("up"),
             "bytes_down_total": self.ledger.total("down"),
@@ -312,6 +355,8 @@ class FederationServer:
         }
 
 
-def serve(grid: Grid, cfg: ExperimentConfig, writer: RunWriter) -> dict[str, Any]:
-    return FederationServer(cfg, grid, writer).run()
+def serve(
+    grid: Grid, cfg: ExperimentConfig, writer: RunWriter, resume_from: Checkpoint | None = None
+) -> dict[str, Any]:
+    return FederationServer(cfg, grid, writer, resume_from).run()
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import math
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.prune import Kept, by_importance
 from fedsparse.prune.rates import PrunedRateLearner
+from fedsparse.strategies.fedavg import StrategyState
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec, prunes_model
 from fedsparse.strategies.submodel import SubModelAvg
 
@@ -42,6 +45,18 @@ class AdaptCL(SubModelAvg):
 
     def observe_round_times(self, server_round: int, seconds: Mapping[int, float]) -> None:
         self.learner.observe(seconds)
+
+    def checkpoint_state(self) -> StrategyState:
+        state = super().checkpoint_state()
+        fastest = None if math.isinf(self.learner.fastest) else self.learner.fastest
+        state.values["adaptcl"] = {"rates": {str(c): r for c, r in self.learner.rates.items()}, "fastest": fastest}
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        super().restore_checkpoint_state(state)
+        learned = state.values["adaptcl"]
+        self.learner.rates = {int(c): float(r) for c, r in learned["rates"].items()}
+        self.learner.fastest = math.inf if learned["fastest"] is None else float(learned["fastest"])
 
 
 STRATEGIES.add(

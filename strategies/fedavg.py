@@ -16,7 +16,8 @@ client at float32 the messages are exactly the plain FedAvg ones.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -51,6 +52,15 @@ def quantized_copy(arrays: ArrayRecord, precision: Precision) -> ArrayRecord:
     return arrays if precision.is_float32 else encode_at(float_tensors(arrays), precision)
 
 
+@dataclass
+class StrategyState:
+    """What a strategy remembers across rounds besides the global model, for checkpoints:
+    records (models, learned weights) and JSON-able values (rates, counters)."""
+
+    records: dict[str, ArrayRecord] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+
 class FedAvgParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +76,18 @@ class FedAvg(FlowerFedAvg):
         self.client_eval = context.client_eval
         self.initial_arrays: ArrayRecord | None = None  # the model of round 1
         self.round_start: ArrayRecord | None = None  # the global model this round began from
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> StrategyState:
+        """Everything this strategy carries into the next round; subclasses add theirs."""
+        state = StrategyState()
+        if self.initial_arrays is not None:
+            state.records["initial"] = self.initial_arrays
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        """The inverse of :meth:`checkpoint_state`, on a freshly built strategy."""
+        self.initial_arrays = state.records.get("initial")
 
     # ------------------------------------------------------------ what clients get
     def initial_arrays_of(self, model: nn.Module) -> ArrayRecord:

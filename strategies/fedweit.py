@@ -30,7 +30,7 @@ from fedsparse.aggregation import reply_weight, to_record
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.screening import ARRAYS
-from fedsparse.strategies.fedavg import FedAvg
+from fedsparse.strategies.fedavg import FedAvg, StrategyState
 from fedsparse.strategies.local import LEARNER
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 from fedsparse.wire import decode_float_state, encode_sparse_state
@@ -132,6 +132,19 @@ class FedWeIT(FedAvg):
             for name, array in self.finished_adaptive[other].items():
                 record[knowledge_key(entry, name)] = array
         return record
+
+    def checkpoint_state(self) -> StrategyState:
+        state = super().checkpoint_state()
+        state.records.update({f"adaptive-{client}": a for client, a in self.finished_adaptive.items()})
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        super().restore_checkpoint_state(state)
+        self.finished_adaptive = {
+            int(name.removeprefix("adaptive-")): record
+            for name, record in state.records.items()
+            if name.startswith("adaptive-")
+        }
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         bases = [decode_float_state(msg.content.array_records[ARRAYS]) for msg in replies]

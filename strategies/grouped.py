@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.quant import Precision
-from fedsparse.strategies.fedavg import FedAvg, Upload
+from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 
 
@@ -36,6 +36,19 @@ class GroupedAvg(FedAvg):
     def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
         return self.groups.get(precision, self.initial_arrays or global_arrays)
 
+    def checkpoint_state(self) -> StrategyState:
+        state = super().checkpoint_state()
+        state.records.update({f"group-{precision.bits}": model for precision, model in self.groups.items()})
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        super().restore_checkpoint_state(state)
+        self.groups = {
+            Precision.from_bitwidth(int(name.removeprefix("group-"))): model
+            for name, model in state.records.items()
+            if name.startswith("group-")
+        }
+
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         uploads = self.uploads(replies)
         for precision in {u.precision for u in uploads}:
@@ -52,6 +65,17 @@ class GroupedAvgAsymmetric(FedAvg):
     def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
         chosen = self.high_model if precision.is_high else self.all_model
         return chosen if chosen is not None else self.initial_arrays or global_arrays
+
+    def checkpoint_state(self) -> StrategyState:
+        state = super().checkpoint_state()
+        for name, model in (("high", self.high_model), ("all", self.all_model)):
+            if model is not None:
+                state.records[name] = model
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        super().restore_checkpoint_state(state)
+        self.high_model, self.all_model = state.records.get("high"), state.records.get("all")
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         uploads = self.uploads(replies)

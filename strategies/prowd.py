@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
 from fedsparse.quant import FLOAT32, Precision
-from fedsparse.strategies.fedavg import FedAvg, Upload, quantized_copy
+from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload, quantized_copy
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
 
@@ -127,11 +127,21 @@ class ProWD(FedAvg):
             metrics.update(self.last_metrics)
         return arrays, metrics
 
+    def checkpoint_state(self) -> StrategyState:
+        state = super().checkpoint_state()
+        state.records["prowd"] = self.state_arrays()
+        return state
+
+    def restore_checkpoint_state(self, state: StrategyState) -> None:
+        super().restore_checkpoint_state(state)
+        self.load_state_arrays(state.records["prowd"])
+
     def state_arrays(self) -> ArrayRecord:
-        """The dequantizer's weights and optimiser moments, for the server checkpoint."""
+        """The dequantizer's weights, optimiser moments and sampling RNG, for the server checkpoint."""
         if self.dequantizer is None or self.trainer is None:
             return ArrayRecord()
         state = {f"dequantizer.{k}": v for k, v in self.dequantizer.state_dict().items()}
+        state["generator"] = self.trainer.generator.get_state()
         for index, moments in self.trainer.optimizer.state_dict()["state"].items():
             for key, value in moments.items():
                 state[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
@@ -141,6 +151,7 @@ class ProWD(FedAvg):
         if self.dequantizer is None or self.trainer is None:
             return
         tensors = {k: t.clone() for k, t in float_tensors(record).items()}
+        self.trainer.generator.set_state(tensors.pop("generator"))
         prefix = "dequantizer."
         self.dequantizer.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         optimizer_state = self.trainer.optimizer.state_dict()

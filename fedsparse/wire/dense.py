@@ -24,7 +24,8 @@ def encode_state(state: Mapping[str, torch.Tensor]) -> ArrayRecord:
         array = tensor.detach().cpu().numpy()
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(np.float32, copy=False)
-        record[name] = Array(np.ascontiguousarray(array))
+        # a 0-d tensor (an optimiser's step count) stays 0-d: np.ascontiguousarray would make it (1,)
+        record[name] = Array(array if array.flags.c_contiguous else np.ascontiguousarray(array))
     return record
 
 
