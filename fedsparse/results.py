@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
+
+from fedsparse.checkpoint import checkpoint_path
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -14,9 +17,12 @@ CLIENT_STATE_DIR = "client-state"  # simulated nodes' own state, per client (tas
 
 class RunWriter:
     def __init__(self, run_dir: Path, resolved_config: str) -> None:
-        """A new run: the config written, the metrics file empty."""
+        """A new run: the config written, the metrics file empty, nothing of an earlier
+        run in the folder left to resume from."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(run_dir).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / CLIENT_STATE_DIR, ignore_errors=True)
         (run_dir / CONFIG_FILE).write_text(resolved_config)
         self._metrics = run_dir / METRICS_FILE
         self._metrics.write_text("")

@@ -2,9 +2,11 @@
 
 A reply must mirror what was sent: the same array names, shapes, dtypes and encodings (a
 b-bit payload is checked against the b-bit payload that client received, and the
-``bitwidth`` the client declares against the one it was sent), finite floats, and a
-positive, finite, whole ``num-examples``. Anything else is rejected with a reason
-and logged; the round goes on with the rest. Accepted replies come back sorted by client
+``bitwidth`` the client declares against the one it was sent), no more bytes than such
+an array can honestly take, finite floats, and a positive, finite, whole ``num-examples``
+no larger than the client's training set (a forged 10^12 would otherwise own the
+average). Anything else is rejected with a reason and logged; the round goes on with the
+rest. Accepted replies come back sorted by client
 id, so aggregation never depends on arrival order.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
 from fedsparse.wire import float_values
 
@@ -44,12 +46,22 @@ def _only(records: dict, kind: str):  # type: ignore[no-untyped-def,type-arg]
     return next(iter(records.values()))
 
 
-def check_num_examples(value: object) -> int:
+def check_num_examples(value: object, limit: int | None = None) -> int:
+    """A positive whole count, at most ``limit`` (the samples the client holds) if known."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RejectedReply(f"{NUM_EXAMPLES} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0 or value != int(value):
         raise RejectedReply(f"{NUM_EXAMPLES} must be a positive whole number, got {value}")
+    if limit is not None and value > limit:
+        raise RejectedReply(f"{NUM_EXAMPLES} {int(value)} exceeds the {limit} training samples this client holds")
     return int(value)
+
+
+def byte_budget(expected: Array) -> int:
+    """The most bytes an honest reply's array of ``expected``'s shape takes: float64 values
+    (no codec here does worse: sparse is at most 4-byte indices plus float32 values) plus
+    header room. Checked before decoding, so an oversized payload is never parsed."""
+    return 8 * math.prod(expected.shape) + max(len(expected.data), 1024)
 
 
 def check_arrays(received: ArrayRecord, expected: ArrayRecord) -> None:
@@ -64,6 +76,8 @@ def check_arrays(received: ArrayRecord, expected: ArrayRecord) -> None:
             raise RejectedReply(f"{name}: dtype {got.dtype} != {want.dtype}")
         if got.stype != want.stype:
             raise RejectedReply(f"{name}: encoding {got.stype} != {want.stype}")
+        if len(got.data) > byte_budget(want):
+            raise RejectedReply(f"{name}: oversized payload ({len(got.data)} bytes, at most {byte_budget(want)})")
         try:
             values = float_values(got)
         except Exception as error:  # malformed bytes: any decode error means reject
@@ -88,7 +102,7 @@ def check_bitwidth(metrics: MetricRecord, sent: Message) -> None:
         raise RejectedReply(f"declared {BITWIDTH} {declared!r}, sent {sent_config[BITWIDTH]}")
 
 
-def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
+def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit: int | None = None) -> None:
     if reply.has_error():
         raise RejectedReply(f"client failed: {reply.error.reason}")
     if not reply.has_content():
@@ -96,7 +110,7 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool) -> None:
     metrics = _only(reply.content.metric_records, "MetricRecord")
     if NUM_EXAMPLES not in metrics:
         raise RejectedReply(f"missing {NUM_EXAMPLES}")
-    check_num_examples(metrics[NUM_EXAMPLES])
+    check_num_examples(metrics[NUM_EXAMPLES], example_limit)
     if with_arrays:
         check_bitwidth(metrics, sent)
         check_reply_arrays(reply.content.array_records, sent.content.array_records)
@@ -131,8 +145,13 @@ def screen_replies(
     replies: Iterable[Message],
     client_of: Callable[[int], int],
     with_arrays: bool = True,
+    example_limit: Callable[[int], int | None] = lambda client: None,
 ) -> tuple[list[Message], list[Rejection]]:
-    """Split replies into accepted (sorted by client id) and rejected (with reasons)."""
+    """Split replies into accepted (sorted by client id) and rejected (with reasons).
+
+    ``example_limit(client)``: the most ``num-examples`` that client can truthfully
+    report (None: unknown, no bound).
+    """
     replies = list(replies)  # read twice below
     sent_by_node = {msg.metadata.dst_node_id: msg for msg in sent}
     accepted: dict[int, Message] = {}
@@ -145,7 +164,7 @@ def screen_replies(
                 raise RejectedReply("reply from a node that was not asked")
             if client in accepted:
                 raise RejectedReply("second reply from the same client")
-            check_reply(reply, sent_by_node[node], with_arrays)
+            check_reply(reply, sent_by_node[node], with_arrays, example_limit(client))
         except RejectedReply as error:
             rejected.append(Rejection(client, str(error)))
             continue

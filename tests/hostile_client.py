@@ -1,11 +1,16 @@
-"""A ClientApp that trains honestly, then breaks its reply in a way chosen by its
-client id: what a buggy or malicious device could send. Used by the Ray end-to-end test.
+"""ClientApps that train honestly, then break their reply in a way chosen by the client
+id: what a buggy or malicious device could send. Used by the end-to-end tests.
 
-Round 1: clients 0-5 misbehave, 6-9 are honest (4 valid replies).
-Round 2: clients 6 and 7 also fail, leaving 2 valid replies (fewer than min_replies=3).
+``app``, round 1: clients 0-6 misbehave, 7-9 are honest (3 valid replies).
+Round 2: clients 6 and 7 fail, leaving 2 valid replies (fewer than min_replies=3).
+Round 3: only clients 0-5 misbehave.
+
+``slow_app``: client ``SLOW_CLIENT`` answers round 1 only after ``SLOW_SECONDS``.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -23,7 +28,9 @@ EXPECTED_REASONS = {
     3: "positive whole number",
     4: "missing num-examples",
     5: "client failed",
+    6: "exceeds the",  # forged num-examples 10^12
 }
+SLOW_CLIENT, SLOW_SECONDS = 9, 6.0
 
 
 def _replace_first(arrays: ArrayRecord, change) -> ArrayRecord:  # type: ignore[no-untyped-def]
@@ -51,4 +58,17 @@ def train(message: Message, context: Context) -> Message:
         metrics["num-examples"] = -metrics["num-examples"]
     elif cid == 4:
         metrics.pop("num-examples")
+    elif cid == 6 and server_round == 1:
+        metrics["num-examples"] = 10**12
     return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}), reply_to=message)
+
+
+slow_app = ClientApp()
+slow_app.query()(honest.identify)
+
+
+@slow_app.train()
+def slow_train(message: Message, context: Context) -> Message:
+    if honest.client_id(context) == SLOW_CLIENT and int(message.content["config"]["server-round"]) == 1:
+        time.sleep(SLOW_SECONDS)
+    return honest.train(message, context)

@@ -114,3 +114,24 @@ def test_a_low_bit_reply_must_match_the_bitwidth_it_was_sent(sent_4bit) -> None:
             assert len(accepted) == 1 and not rejected, case
         else:
             assert not accepted and reason in rejected[0].reason, (case, rejected)
+
+
+def test_a_forged_num_examples_is_rejected_above_the_clients_training_set(sent) -> None:  # type: ignore[no-untyped-def]
+    messages, arrays = sent
+    replies = [reply_from(messages[10], arrays, {"num-examples": 10**12}), reply_from(messages[11], arrays, {"num-examples": 100})]
+    client_of = {10: 0, 11: 1, 12: 2}.get
+    accepted, rejected = screen_replies(messages.values(), replies, client_of, example_limit=lambda client: 100)
+    assert [client_of(m.metadata.src_node_id) for m in accepted] == [1]  # at the limit: accepted
+    assert rejected[0].client == 0 and "1000000000000 exceeds the 100 training samples" in rejected[0].reason
+
+
+def test_an_oversized_payload_is_rejected_before_decoding(sent) -> None:  # type: ignore[no-untyped-def]
+    messages, arrays = sent
+    name, _ = _first(arrays)
+    honest = arrays[name]
+    padded = ArrayRecord({k: v for k, v in arrays.items()})
+    padded[name] = Array(dtype=honest.dtype, shape=tuple(honest.shape), stype=honest.stype,
+                         data=honest.data + bytes(64 * len(honest.data) + 4096))
+    replies = [reply_from(messages[10], padded, {"num-examples": 5})]
+    accepted, rejected = screen_replies(messages.values(), replies, {10: 0, 11: 1, 12: 2}.get)
+    assert not accepted and "oversized payload" in rejected[0].reason

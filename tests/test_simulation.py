@@ -90,6 +90,23 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backen
     assert summary["rounds_skipped"] == 1
     assert json.dumps(rows)  # every row serializable, no NaN leaked into the metrics
     assert third["accuracy"] > 0.3 and summary["final_accuracy"] == third["accuracy"]
+    assert 6 in {c["id"] for c in third["clients"] if c["num_examples"] is not None}  # honest again: counted
+
+
+def test_a_client_past_the_round_timeout_is_left_out_and_the_round_completes(tmp_path: Path) -> None:
+    from .hostile_client import SLOW_CLIENT, SLOW_SECONDS, slow_app
+
+    rows, summary = simulate(
+        "quickstart.yaml", tmp_path, "federation.rounds=2", "federation.clients_per_round=10",
+        f"federation.round_timeout={SLOW_SECONDS - 1}", "output.plots=false", "engine.backend=inline",
+        client_app=slow_app,
+    )
+    first, second = rows
+    assert first["rejected"] == [{"id": SLOW_CLIENT, "reason": "no reply before the round timeout"}]
+    assert not first["skipped"] and not second["skipped"] and second["rejected"] == []
+    answered = {c["id"] for c in first["clients"] if c["num_examples"] is not None}
+    assert answered == set(range(10)) - {SLOW_CLIENT}
+    assert summary["final_accuracy"] > 0.3
 
 
 @pytest.mark.parametrize(
