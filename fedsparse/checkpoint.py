@@ -6,7 +6,9 @@ bytes that travel (uint8), so bit-packed and sparse payloads come back byte for 
 everything else (round, ledger, strategy values, RNG states) is JSON in the file's
 metadata. Neither format can carry code, so loading a checkpoint someone else wrote is as
 safe as reading a YAML file. The file is written under a temporary name and renamed, so
-a crash while writing leaves the previous round's checkpoint intact.
+a crash or kill while writing leaves the previous round's checkpoint intact. There is no
+fsync: it would survive a power cut too, but takes 16 ms a round instead of 4 ms, a tenth
+of a small model's round.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def checkpoint_path(run_dir: Path) -> Path:
 
 
 def save_checkpoint(target: Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to the file ``target`` atomically (temporary file, fsync, rename)."""
+    """Write ``checkpoint`` to the file ``target`` atomically (temporary file, then rename)."""
     tensors: dict[str, np.ndarray] = {}
     manifest: dict[str, list[list[Any]]] = {}
     for record_name, record in checkpoint.records.items():
@@ -60,8 +62,6 @@ def save_checkpoint(target: Path, checkpoint: Checkpoint) -> None:
     header = {"format": FORMAT, "round": checkpoint.round, "manifest": manifest, "values": checkpoint.values}
     partial = target.with_name(target.name + ".partial")
     save_file(tensors, str(partial), metadata={_METADATA_KEY: json.dumps(header)})
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
     os.replace(partial, target)
 
 

@@ -1,0 +1,61 @@
+"""A node's state on its own disk: saved per round, the newest two kept, restored only
+into an empty state and only from before the round asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
+
+from fedsparse.clients.node_state import STATE_DIR, restore_node_state, save_node_state, state_dir_of
+
+
+def _context(state_dir: Path | None = None) -> Context:
+    node_config = {"partition-id": 0, "num-partitions": 1}
+    if state_dir is not None:
+        node_config[STATE_DIR] = str(state_dir)
+    return Context(run_id=1, node_id=5, node_config=node_config, state=RecordDict(), run_config={})
+
+
+def _remember(context: Context, value: float) -> None:
+    context.state["model"] = ArrayRecord({"w": Array(np.full(3, value, dtype=np.float32))})
+    context.state["structure"] = ConfigRecord({"tasks": [0, 1], "value": value})
+
+
+def _remembered(context: Context) -> float:
+    return float(context.state.array_records["model"]["w"].numpy()[0])
+
+
+def test_saved_per_round_and_restored_from_before_the_round_asked(tmp_path: Path) -> None:
+    node = _context(tmp_path)
+    assert state_dir_of(node) == tmp_path and state_dir_of(_context()) is None
+    for server_round in (1, 3, 4):
+        _remember(node, float(server_round))
+        save_node_state(node, tmp_path, server_round)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-000003.safetensors", "round-000004.safetensors"]
+
+    restarted = _context(tmp_path)
+    restore_node_state(restarted, tmp_path, server_round=4)  # the server resumes at round 4
+    assert _remembered(restarted) == 3.0
+    assert dict(restarted.state.config_records["structure"]) == {"tasks": [0, 1], "value": 3.0}
+
+    fresh = _context(tmp_path)
+    restore_node_state(fresh, tmp_path, server_round=5)
+    assert _remembered(fresh) == 4.0
+
+
+def test_a_state_held_in_memory_is_never_overwritten(tmp_path: Path) -> None:
+    node = _context(tmp_path)
+    _remember(node, 1.0)
+    save_node_state(node, tmp_path, 1)
+    _remember(node, 2.0)
+    restore_node_state(node, tmp_path, server_round=2)
+    assert _remembered(node) == 2.0
+
+
+def test_a_damaged_state_file_is_logged_and_the_node_starts_empty(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "round-000001.safetensors").write_bytes(b"not safetensors")
+    node = _context(tmp_path)
+    restore_node_state(node, tmp_path, server_round=2)
+    assert not node.state.array_records and "node state not restored" in caplog.text
