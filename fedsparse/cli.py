@@ -1,4 +1,4 @@
-"""``fedsparse run | validate | plot``.
+"""``fedsparse run | validate | plot | compare``.
 
 User errors (a bad config, missing data, an impossible federation) end with a one-line
 reason per fault on stderr and a non-zero exit, never a traceback; they are found before
@@ -104,6 +104,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fedsparse.compare import CompareError, compare, plan_comparison
+    from fedsparse.config import ConfigError
+    from fedsparse.runner import RunFailed
+
+    strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
+    try:
+        plan = plan_comparison(
+            args.config, args.set, strategies=strategies, seeds=args.seeds, target=args.target, out=args.out
+        )
+    except ConfigError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    _quiet_flower(args.verbose)
+    try:
+        paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress)
+    except CompareError as error:
+        return _fail(error.problems, EXIT_FAILED)
+    except RunFailed as error:
+        return _fail([str(error)], EXIT_FAILED)
+    print(text, end="")
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="(re)draw the plots of a finished run")
     plot.add_argument("run_dir")
     plot.set_defaults(handler=cmd_plot)
+
+    compare = commands.add_parser(
+        "compare", help="run several strategies on the same federation, tabulate and plot them"
+    )
+    with_config(compare)
+    compare.add_argument(
+        "--strategies", metavar="A,B,...", help="comma-separated strategy names (default: compare.strategies)"
+    )
+    compare.add_argument("--seeds", type=int, help="seeds per strategy: seed, seed+1, ... (default: compare.seeds, 3)")
+    compare.add_argument(
+        "--target", type=float, metavar="ACC",
+        help="accuracy in (0, 1] for 'MB to target' (default: compare.target, else 90%% of the weakest mean final accuracy)",
+    )
+    compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
+    compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
+    compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
+    compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    compare.set_defaults(handler=cmd_compare)
     return parser
 
 

@@ -139,6 +139,26 @@ def _strategy_schema() -> type[BaseModel]:
 StrategyConfig = _strategy_schema()
 
 
+class CompareConfig(Strict):
+    """``fedsparse compare``'s defaults (its command-line flags override them)."""
+
+    strategies: list[Literal[tuple(STRATEGIES.names())]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="strategies to run on the same federation"
+    )
+    seeds: int = Field(3, ge=1, description="seeds seed, seed+1, ...; every strategy runs each")
+    target: float | None = Field(
+        None, gt=0.0, le=1.0, description="accuracy for 'MB to target'; null: 90 % of the weakest mean final accuracy"
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return value
+
+
 class ExperimentConfig(Strict):
     seed: int = Field(0, ge=0)
     data: DataConfig = DataConfig()
@@ -147,6 +167,8 @@ class ExperimentConfig(Strict):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[valid-type]
     engine: EngineConfig = EngineConfig()
     output: OutputConfig = OutputConfig()
+    # read by `fedsparse compare` only; not part of a run's resolved config
+    compare: CompareConfig | None = Field(None, exclude=True)
 
     def strategy_params(self) -> BaseModel:
         return getattr(self.strategy, self.strategy.name)  # type: ignore[no-any-return]

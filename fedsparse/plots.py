@@ -63,3 +63,32 @@ def plot_run(run_dir: Path) -> list[Path]:
         plt.close(fig)
         outputs.append(run_dir / filename)
     return outputs
+
+
+def plot_comparison(
+    curves: dict[str, dict[str, list[float]]], path: Path, target: float | None = None, title: str = ""
+) -> Path:
+    """``fedsparse compare``'s figure: accuracy against cumulative MB moved (up + down),
+    one seed-mean curve per strategy with a ±1 std band, the target accuracy dashed.
+    The MB axis is logarithmic when the strategies' traffic spans more than 20×."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    xs = [x for curve in curves.values() for x in curve["megabytes"] if x > 0]
+    for label, curve in curves.items():
+        line, = ax.plot(curve["megabytes"], curve["accuracy"], marker="o", markersize=3, linewidth=1.5, label=label)
+        low = [a - s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
+        high = [a + s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
+        if any(curve["accuracy_std"]):
+            ax.fill_between(curve["megabytes"], low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+    if target is not None:
+        ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"target {target * 100:.4g} %")
+    if xs and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("cumulative MB moved (up + down)" + (", log scale" if ax.get_xscale() == "log" else ""))
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
