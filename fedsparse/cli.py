@@ -65,25 +65,48 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resume_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The interrupted run's own resolved config: a resumed run must be the same run."""
+    from fedsparse.config import ConfigError, load_config
+    from fedsparse.results import CONFIG_FILE, SUMMARY_FILE
+
+    if args.config or args.set or args.out:
+        raise ConfigError(["--resume continues a run with its own config: give no CONFIG, --set or --out"])
+    run_dir = Path(args.resume)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError([f"{run_dir}: no {CONFIG_FILE} here (not a run directory)"])
+    if (run_dir / SUMMARY_FILE).is_file():
+        raise ConfigError([f"{run_dir}: this run has finished; nothing to resume"])
+    return load_config(run_dir / CONFIG_FILE), run_dir
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from fedsparse.config import ConfigError
     from fedsparse.results import METRICS_FILE
 
     try:
-        cfg = _load(args)
+        if args.resume:
+            cfg, run_dir = _resume_config(args)
+        elif args.config:
+            cfg = _load(args)
+            run_dir = _run_dir(args, cfg)
+        else:
+            raise ConfigError(["give a CONFIG to run, or --resume RUN_DIR"])
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
     if args.no_progress:
         cfg.output.progress = False
-    run_dir = _run_dir(args, cfg)
-    if (run_dir / METRICS_FILE).exists() and not args.overwrite:
-        return _fail([f"{run_dir} already holds a run; pass --overwrite or choose another --out"], EXIT_FAILED)
+    if not args.resume:
+        if (run_dir / METRICS_FILE).exists() and not args.overwrite:
+            return _fail([f"{run_dir} already holds a run; pass --overwrite, --resume it, or choose another --out"], EXIT_FAILED)
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / METRICS_FILE).exists():
+            return _fail([f"{run_dir} holds other files; a run goes into a new folder or replaces a run"], EXIT_FAILED)
 
     from fedsparse.runner import RunFailed, run_experiment
 
     _quiet_flower(args.verbose)
     try:
-        summary = run_experiment(cfg, run_dir)
+        summary = run_experiment(cfg, run_dir, resume=bool(args.resume))
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
     accuracy = summary["final_accuracy"]
@@ -133,15 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_config(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("config", help="experiment YAML file")
+    def with_config(sub: argparse.ArgumentParser, optional: bool = False) -> None:
+        sub.add_argument("config", nargs="?" if optional else None, help="experiment YAML file")
         sub.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE",
             help="override a field, e.g. --set federation.rounds=5 (repeatable)",
         )
 
     run = commands.add_parser("run", help="run a simulated federation")
-    with_config(run)
+    with_config(run, optional=True)
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     run.add_argument("--out", help="run directory (default: output.dir/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-progress", action="store_true", help="no live progress display")

@@ -113,9 +113,18 @@ class EngineConfig(Strict):
 
 class OutputConfig(Strict):
     dir: str = "runs"
-    name: str | None = Field(None, description="run folder name; default: derived")
+    name: str | None = Field(None, description="run folder name, inside dir; default: derived")
     plots: bool = True
     progress: bool = True
+    checkpoint: bool = Field(True, description="write the server's state after every round (for --resume)")
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name: str | None) -> str | None:
+        """A name is one folder inside ``dir``: a shared config cannot aim the run elsewhere."""
+        if name is not None and (name in ("", ".", "..") or any(sep in name for sep in "/\\")):
+            raise ValueError("must be a single folder name (no path separators, not '.' or '..')")
+        return name
 
 
 def _strategy_schema() -> type[BaseModel]:

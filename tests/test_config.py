@@ -49,6 +49,7 @@ def test_set_switches_strategy_without_other_edits(quickstart_raw: dict) -> None
         ("federation.roundz=3", "federation.roundz: unknown field"),
         ("strategy.fedprox.mu=-0.1", "strategy.fedprox.mu: must be >= 0"),
         ("strategy.fedprox.nu=1", "strategy.fedprox.nu: unknown field"),
+        ("output.name=../../elsewhere", "output.name: must be a single folder name"),
         ("federation.clients_per_round=11", "federation.clients_per_round: must be <= federation.num_clients"),
         ("data.partition.method=random", "data.partition.method: must be one of"),
         ("model.options={widthz: 3}", "model.options: "),
@@ -123,3 +124,18 @@ def test_cli_set_needs_key_value() -> None:
     result = run_cli("validate", "configs/quickstart.yaml", "--set", "federation.rounds")
     assert result.returncode == 2
     assert "expected KEY=VALUE" in result.stderr
+
+
+def test_cli_run_never_writes_into_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    for flags in ([], ["--overwrite"]):
+        result = run_cli("run", "configs/quickstart.yaml", "--out", str(tmp_path), *flags)
+        assert result.returncode == 1 and "holds other files" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and foreign.read_text() == "mine"
+
+
+def test_cli_run_with_data_path_at_a_system_folder_fails_cleanly(tmp_path: Path) -> None:
+    result = run_cli("run", "configs/mnist_iid.yaml", "--set", "data.path=/etc", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and result.stderr.startswith("error: data: ")
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
