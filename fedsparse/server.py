@@ -124,7 +124,9 @@ class FederationServer:
         fed = self.cfg.federation
         messages = list(strategy.configure_train(server_round, self.arrays, self.task.to_config(), self.grid))
         replies = self.grid.send_and_receive(messages, timeout=fed.round_timeout)
-        accepted, rejected = screen_replies(messages, replies, self.directory.client_of)
+        accepted, rejected = screen_replies(
+            messages, replies, self.directory.client_of, example_limit=self._train_size_or_none
+        )
         outcome = RoundOutcome(accepted=accepted, rejected=rejected, client_seconds=self._client_seconds(messages))
         valid = (self.directory.client_of(m.metadata.src_node_id) for m in accepted)
         strategy.observe_round_times(server_round, {client: outcome.client_seconds[client] for client in valid})
@@ -173,6 +175,10 @@ class FederationServer:
         if self.streams is None:
             return self.train_sizes[client]
         return self.streams.train_size(client, self.streams.stage_of_round(self.grid.round))
+
+    def _train_size_or_none(self, client: int) -> int | None:
+        """The bound on a client's ``num-examples``; none for an id outside the federation."""
+        return self._train_size(client) if 0 <= client < self.cfg.federation.num_clients else None
 
     def _task_metrics(self, server_round: int, outcome: RoundOutcome) -> dict[str, Any]:
         """Continual runs: the stream position and the task accuracies clients reported."""
