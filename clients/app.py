@@ -1,10 +1,14 @@
 """The fedsparse ClientApp: the same code runs in simulation and on a real SuperNode.
 
 A node learns who it is from its node config (``partition-id``, ``num-partitions``, and
-optionally ``data-path`` for a device that keeps its data elsewhere and ``bitwidth`` for
-a device with fixed-precision hardware); everything about what to train comes with the
-message (:class:`fedsparse.task.ClientTask`, plus ``bitwidth``, ``upload`` and
-``width-scale`` keys; with task streams, :mod:`fedsparse.clients.continual` takes over).
+optionally ``data-path`` for a device that keeps its data elsewhere, ``bitwidth`` for
+a device with fixed-precision hardware and ``profile`` naming the config's device
+profile it is; it declares the last two when the server asks who it is); everything
+about what to train comes with the message (:class:`fedsparse.task.ClientTask`, plus
+``bitwidth``, ``upload`` and ``width-scale`` keys; with task streams,
+:mod:`fedsparse.clients.continual` takes over). Under a server that sends no task
+(Flower's own strategies), the run config's ``fedsparse`` table says what to train
+(:func:`fedsparse.deployment.experiment_from_run_config`).
 A pruned sub-model simply arrives with narrower arrays: the client
 builds the task's model at the received shapes and trains it like any other.
 
@@ -22,7 +26,8 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsparse.clients.continual import train_continual
-from fedsparse.nodes import identity_reply
+from fedsparse.deployment import experiment_from_run_config
+from fedsparse.nodes import PROFILE, identity_reply
 from fedsparse.quant import Precision
 from fedsparse.quant.qat import quantization_aware
 from fedsparse.prune import resize_to, scaled_activations
@@ -31,7 +36,7 @@ from fedsparse.screening import BITWIDTH, NUM_EXAMPLES
 from fedsparse.strategies.fedpaq import UPLOAD, UPLOAD_DELTA
 from fedsparse.strategies.fedprox import PROXIMAL_MU
 from fedsparse.strategies.submodel import WIDTH_SCALE
-from fedsparse.task import CONFIG_KEY, ClientTask
+from fedsparse.task import CONFIG_KEY, TASK_KEY, ClientTask
 from fedsparse.training import evaluate as evaluate_model
 from fedsparse.training import make_optimizer, pick_device, train_epochs
 from fedsparse.wire import encode_at, load_into
@@ -58,6 +63,14 @@ def _precision(message: Message, context: Context) -> Precision:
     return Precision.from_bitwidth(sent)
 
 
+def _task(message: Message, context: Context) -> ClientTask:
+    """The task the server sent, else (a server that sends none) the run config's."""
+    config = message.content.config_records.get(CONFIG_KEY)
+    if config is not None and TASK_KEY in config:
+        return ClientTask.from_message(message)
+    return ClientTask.from_experiment(experiment_from_run_config(context.run_config))
+
+
 def _model_from(message: Message, task: ClientTask) -> torch.nn.Module:
     """The task's model at the shapes received: a pruned sub-model arrives narrower."""
     model = task.build_model()
@@ -69,12 +82,19 @@ def _model_from(message: Message, task: ClientTask) -> torch.nn.Module:
 
 @app.query()
 def identify(message: Message, context: Context) -> Message:
-    return identity_reply(message, client_id(context), int(context.node_config["num-partitions"]))
+    node = context.node_config
+    return identity_reply(
+        message,
+        client_id(context),
+        int(node["num-partitions"]),
+        bitwidth=int(node[BITWIDTH]) if BITWIDTH in node else None,
+        profile=str(node[PROFILE]) if PROFILE in node else None,
+    )
 
 
 @app.train()
 def train(message: Message, context: Context) -> Message:
-    task = ClientTask.from_message(message)
+    task = _task(message, context)
     cid = client_id(context)
     if task.tasks is not None:
         return train_continual(message, context, task, cid, _data_path(context))
@@ -122,7 +142,7 @@ def train(message: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(message: Message, context: Context) -> Message:
     """Evaluate the received model on this client's local validation split."""
-    task = ClientTask.from_message(message)
+    task = _task(message, context)
     data = task.client_data(client_id(context), _data_path(context))
     model = _model_from(message, task)
     stats = evaluate_model(model, data.val, pick_device(task.use_gpu))

@@ -3,7 +3,8 @@
 ``make_server_app`` builds one bound to a validated config and run directory (what
 ``fedsparse run`` hands to the simulation engine). The module-level ``server_app`` is the
 ``[tool.flwr.app.components]`` entry for ``flwr run``: it reads the YAML path from the
-run config key ``config`` and the output folder from ``out``.
+run config key ``config`` and the output folder from ``out``, both confined to their
+roots (:mod:`fedsparse.deployment`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedsparse.checkpoint import checkpoint_path, load_checkpoint
 from fedsparse.config import ExperimentConfig, dump_config, load_config
+from fedsparse.deployment import deployed_paths
 from fedsparse.results import RunWriter
 from fedsparse.server import serve
 
@@ -47,5 +49,7 @@ server_app = ServerApp()
 
 @server_app.main()
 def deployed_main(grid: Grid, context: Context) -> None:
-    cfg = load_config(str(context.run_config["config"]))
-    run_into(grid, cfg, Path(str(context.run_config.get("out", "runs/deployment"))))
+    """Refuses (raises, so Flower marks the run failed) before reading or writing anything
+    if ``config`` or ``out`` escapes its root."""
+    paths = deployed_paths(grid.run, context.run_config)
+    run_into(grid, load_config(paths.config), paths.run_dir)

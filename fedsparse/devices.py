@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from fedsparse.clock import Device
@@ -16,6 +17,7 @@ from fedsparse.quant import FLOAT32, Precision
 
 if TYPE_CHECKING:
     from fedsparse.config import ProfileConfig
+    from fedsparse.nodes import Declaration
 
 T = TypeVar("T")
 
@@ -82,3 +84,31 @@ def client_widths(num_clients: int, profiles: Sequence[ProfileConfig]) -> list[f
 def client_devices(num_clients: int, profiles: Sequence[ProfileConfig]) -> list[Device]:
     devices = [Device(p.speed, p.bandwidth_mbps) for p in profiles]
     return per_client(num_clients, [p.share for p in profiles], devices)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The config's profile for every client id, to check what a real device declares.
+
+    A device knows its own hardware (a fixed-precision accelerator, a slow CPU) and says
+    so in its node config; the config assigns profiles by client id. Where the two
+    disagree the run would send the device a model it cannot run or schedule it at the
+    wrong speed, so the server leaves such a node out (see :func:`fedsparse.nodes.discover`).
+    """
+
+    num_clients: int
+    profiles: Sequence[ProfileConfig]
+
+    def contradiction(self, declared: Declaration) -> str | None:
+        """Why ``declared`` contradicts this assignment, or None if it does not."""
+        client = declared.client
+        if not 0 <= client < self.num_clients:
+            return f"client id {client} outside 0..{self.num_clients - 1}"
+        if declared.num_partitions is not None and declared.num_partitions != self.num_clients:
+            return f"num-partitions={declared.num_partitions}, the config has {self.num_clients} clients"
+        profile = self.profiles[profile_index(client, self.num_clients, [p.share for p in self.profiles])]
+        if declared.profile is not None and declared.profile != profile.name:
+            return f"profile={declared.profile!r}, the config assigns {profile.name!r} to client {client}"
+        if declared.bitwidth is not None and declared.bitwidth != profile.bitwidth:
+            return f"bitwidth={declared.bitwidth}, the config assigns {profile.bitwidth} to client {client}"
+        return None

@@ -1,7 +1,11 @@
 """A Grid wrapper that writes every message's array bytes to the ledger.
 
 It sits between the server loop and whatever Grid the engine provides (Ray simulation,
-deployment), so the count is the same for every engine and every strategy.
+deployment), so the count is the same for every engine and every strategy. It also
+hands on every reply as coming from the node it answers: on real infrastructure the
+SuperLink itself answers for a node that stopped sending heartbeats (Flower's
+``NODE_UNAVAILABLE`` error), from its own node id, and the server would otherwise see a
+reply from a node it never asked while the dead node seems silent.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class MeteredGrid(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
-        replies = list(self.inner.send_and_receive(messages, timeout=timeout))
+        replies = _from_addressees(messages, self.inner.send_and_receive(messages, timeout=timeout))
         self._count(messages, DOWN)
         self._count(replies, UP)
         return replies
@@ -60,3 +64,17 @@ class MeteredGrid(Grid):
 
     def get_node_ids(self) -> Iterable[int]:
         return self.inner.get_node_ids()
+
+
+def _from_addressees(sent: list[Message], replies: Iterable[Message]) -> list[Message]:
+    """``replies``, with every error reply another party made for a message (the
+    SuperLink, for an unreachable node) re-issued from the node the message went to,
+    error kept. ``sent`` carry their message ids once pushed."""
+    addressed = {message.metadata.message_id: message for message in sent}
+    out = []
+    for reply in replies:
+        original = addressed.get(reply.metadata.reply_to_message_id)
+        if original is not None and reply.has_error() and reply.metadata.src_node_id != original.metadata.dst_node_id:
+            reply = Message(reply.error, reply_to=original)
+        out.append(reply)
+    return out

@@ -4,22 +4,36 @@ Flower gives nodes random 64-bit ids, different in every run; experiments are de
 over client ids (the data partition a node holds, ``partition-id`` in its node config).
 The server asks every node once for its identity, then samples client ids with a seeded
 RNG, so the same seed picks the same clients in every run and on every engine.
+
+On real infrastructure a device also declares what it was set up as (``bitwidth``,
+``profile`` in its node config); a node whose declaration contradicts the config's
+assignment for its client id is left out rather than trained at the wrong format. A
+node whose ClientApp has no query handler (a stock Flower ClientApp) cannot say who it
+is: it is served under a client id nobody claimed, so it can still join.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from fedsparse.screening import BITWIDTH
+
 log = logging.getLogger("fedsparse")
 
 IDENTITY = "identity"
 CLIENT_ID = "client-id"
+NUM_PARTITIONS = "num-partitions"
+PROFILE = "profile"
+# What Flower 1.41's ClientApp answers to a message type it has no handler for
+# (flwr/clientapp/client_app.py): the node runs, but cannot identify itself.
+NO_QUERY_HANDLER = "No query function registered"
 
 
 @dataclass
@@ -38,34 +52,104 @@ class NodeDirectory:
         return sorted(self.client_by_node.values())
 
 
-def identity_reply(message: Message, client_id: int, num_clients: int) -> Message:
-    """What a ClientApp answers to the identity query."""
-    record = ConfigRecord({CLIENT_ID: client_id, "num-partitions": num_clients})
+@dataclass(frozen=True)
+class Declaration:
+    """What a node says of itself: its client id and, if its node config sets them, the
+    partition count, bitwidth and device profile it was set up with."""
+
+    client: int
+    num_partitions: int | None = None
+    bitwidth: int | None = None
+    profile: str | None = None
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord | None) -> Declaration:
+        """Parse an identity record; ``ValueError`` names what is missing or mistyped."""
+        if record is None:
+            raise ValueError("no identity record")
+        client = record.get(CLIENT_ID)
+        if isinstance(client, bool) or not isinstance(client, int):
+            raise ValueError(f"bad client id {client!r}")
+        fields = {NUM_PARTITIONS: int, BITWIDTH: int, PROFILE: str}
+        for key, kind in fields.items():
+            value = record.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+                raise ValueError(f"bad {key} {value!r}")
+        return cls(client, record.get(NUM_PARTITIONS), record.get(BITWIDTH), record.get(PROFILE))  # type: ignore[arg-type]
+
+
+# Why a declaration contradicts the run's config (None: it does not).
+Vet = Callable[[Declaration], str | None]
+
+
+def identity_reply(
+    message: Message, client_id: int, num_clients: int, bitwidth: int | None = None, profile: str | None = None
+) -> Message:
+    """What a ClientApp answers to the identity query; ``bitwidth`` and ``profile`` only
+    when the device declares them."""
+    declared = {BITWIDTH: bitwidth, PROFILE: profile}
+    record = ConfigRecord(
+        {CLIENT_ID: client_id, NUM_PARTITIONS: num_clients, **{k: v for k, v in declared.items() if v is not None}}
+    )
     return Message(RecordDict({IDENTITY: record}), reply_to=message)
 
 
-def _ask(grid: Grid, nodes: list[int], timeout: float, directory: NodeDirectory) -> dict[int, str]:
-    """Query ``nodes`` once; fill ``directory``; return ``{node: why}`` for the unanswered."""
+def _ask(
+    grid: Grid, nodes: list[int], timeout: float, directory: NodeDirectory, vet: Vet | None
+) -> tuple[dict[int, str], list[int]]:
+    """Query ``nodes`` once and fill ``directory``.
+
+    Returns ``{node: why}`` for the nodes worth asking again (no reply, an error, a bad
+    or duplicate id) and the nodes without a query handler. A node whose declaration
+    ``vet`` objects to is logged and left out for good: asking again would not change it.
+    """
     queries = [
         Message(RecordDict({IDENTITY: ConfigRecord()}), dst_node_id=node, message_type=MessageType.QUERY)
         for node in nodes
     ]
-    failed = {node: "no reply" for node in nodes}
+    retry = {node: "no reply" for node in nodes}
+    anonymous: list[int] = []
     known = set(directory.client_by_node.values())  # a set: O(1) per reply at 10k nodes
     for reply in grid.send_and_receive(queries, timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
-            failed[node] = f"error: {reply.error.reason}"
+            if NO_QUERY_HANDLER in reply.error.reason:
+                retry.pop(node, None)
+                anonymous.append(node)
+            else:
+                retry[node] = f"error: {reply.error.reason}"
             continue
-        record = reply.content.config_records.get(IDENTITY)
-        client = record.get(CLIENT_ID) if record is not None else None
-        if not isinstance(client, int) or client in known:
-            failed[node] = f"bad or duplicate client id {client!r}"
+        try:
+            declaration = Declaration.from_record(reply.content.config_records.get(IDENTITY))
+        except ValueError as error:
+            retry[node] = str(error)
+            continue
+        if declaration.client in known:
+            retry[node] = f"duplicate client id {declaration.client}"
+            continue
+        retry.pop(node, None)
+        problem = vet(declaration) if vet is not None else None
+        if problem is not None:
+            log.warning("node %s (client %d) left out of the federation: %s", node, declaration.client, problem)
+            continue
+        directory.client_by_node[node] = declaration.client
+        known.add(declaration.client)
+    return retry, anonymous
+
+
+def _adopt(directory: NodeDirectory, anonymous: list[int], num_clients: int) -> None:
+    """Serve nodes that cannot identify themselves under the client ids nobody claimed,
+    lowest id to lowest node id. Such a node keeps whatever data it holds; the id only
+    decides when it is sampled, what it is sent (its profile's bitwidth) and its ledger row."""
+    claimed = set(directory.client_by_node.values())
+    free = iter(client for client in range(num_clients) if client not in claimed)
+    for node in sorted(anonymous):
+        client = next(free, None)
+        if client is None:
+            log.warning("node %s cannot identify itself and no client id is left; left out", node)
             continue
         directory.client_by_node[node] = client
-        known.add(client)
-        failed.pop(node, None)
-    return failed
+        log.warning("node %s has no query handler (a stock Flower ClientApp?); serving it as client %d", node, client)
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout: float, poll: float = 0.05) -> list[int]:
@@ -86,25 +170,27 @@ def wait_for_nodes(grid: Grid, expected: int, timeout: float, poll: float = 0.05
     return nodes
 
 
-def discover(grid: Grid, expected: int, timeout: float, attempts: int = 3) -> NodeDirectory:
+def discover(grid: Grid, expected: int, timeout: float, attempts: int = 3, vet: Vet | None = None) -> NodeDirectory:
     """Ask every connected node for its client id (one small query message each).
 
     A node missing from the directory would silently change which clients the seeded
     sampler picks, so the server first waits for ``expected`` nodes, and nodes that fail
     to answer (an actor still starting, a transient error) are asked again before giving
-    up on them.
+    up on them. ``vet`` checks what each node declares against the run's config.
     """
     directory = NodeDirectory()
     pending = wait_for_nodes(grid, expected, timeout)
-    failed: dict[int, str] = {}
+    anonymous: list[int] = []
     for attempt in range(1, attempts + 1):
-        failed = _ask(grid, pending, timeout, directory)
+        failed, no_handler = _ask(grid, pending, timeout, directory, vet)
+        anonymous += no_handler
         pending = sorted(failed)
         if not pending:
             break
         for node, why in failed.items():
             what_next = "asking again" if attempt < attempts else "left out of the federation"
             log.warning("node %s did not identify itself (%s); %s", node, why, what_next)
+    _adopt(directory, anonymous, expected)
     return directory
 
 

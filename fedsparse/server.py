@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 from fedsparse.checkpoint import Checkpoint, checkpoint_path, restore_rng_of, save_checkpoint, with_rng
 from fedsparse.config import ExperimentConfig
 from fedsparse.clock import SimulationClock, round_seconds
-from fedsparse.devices import client_devices, client_precisions, client_widths, precision_of
+from fedsparse.devices import Assignment, client_devices, client_precisions, client_widths, precision_of
 from fedsparse.ledger import ByteLedger
 from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
@@ -94,7 +94,10 @@ class FederationServer:
     # ------------------------------------------------------------------ setup
     def _discover(self) -> None:
         fed = self.cfg.federation
-        self.directory = discover(self.grid, expected=fed.num_clients, timeout=fed.round_timeout)
+        self.directory = discover(
+            self.grid, expected=fed.num_clients, timeout=fed.round_timeout,
+            vet=Assignment(fed.num_clients, fed.profiles).contradiction,
+        )
         self.grid.client_of = self.directory.client_of
         found = len(self.directory.clients())
         if found < fed.clients_per_round:

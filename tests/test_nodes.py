@@ -65,3 +65,67 @@ def test_discovery_goes_on_with_the_nodes_there_at_the_timeout(caplog: pytest.Lo
         directory = discover(grid, expected=1000, timeout=0.2)
     assert 2 <= len(directory.clients()) < 1000
     assert "of 1000 nodes connected" in caplog.text
+
+
+def _declaring_grid(num_nodes: int, declared: dict[int, dict[str, object]]) -> InlineGrid:
+    """The fedsparse ClientApp on nodes whose node config adds ``declared[partition]``."""
+    from fedsparse.clients.app import app
+
+    grid = InlineGrid(app, num_nodes, Run.create_empty(run_id=1))
+    for node in grid.get_node_ids():
+        config = grid.context_of(node).node_config
+        config.update(declared.get(int(config["partition-id"]), {}))  # type: ignore[arg-type]
+    return grid
+
+
+@pytest.mark.usefixtures("server_identity")
+def test_a_node_contradicting_its_profile_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    from fedsparse.config import ProfileConfig
+    from fedsparse.devices import Assignment
+
+    profiles = [ProfileConfig(name="pi", share=0.5, bitwidth=8), ProfileConfig(name="laptop", share=0.5)]
+    declared = {0: {"profile": "pi", "bitwidth": 8}, 1: {"bitwidth": 32}, 2: {"profile": "laptop"}, 3: {"bitwidth": 8}}
+    with caplog.at_level(logging.WARNING, logger="fedsparse"):
+        found = discover(_declaring_grid(4, declared), 4, 30, vet=Assignment(4, profiles).contradiction)
+    assert found.clients() == [0, 2]
+    assert "bitwidth=32, the config assigns 8 to client 1" in caplog.text
+    assert "bitwidth=8, the config assigns 32 to client 3" in caplog.text
+    assert caplog.text.count("left out of the federation") == 2  # once each: not asked again
+
+
+def test_declarations_against_the_assignment() -> None:
+    from fedsparse.config import ProfileConfig
+    from fedsparse.devices import Assignment
+    from fedsparse.nodes import Declaration
+
+    check = Assignment(3, [ProfileConfig(name="edge")]).contradiction
+    assert check(Declaration(2, num_partitions=3, bitwidth=32, profile="edge")) is None
+    assert check(Declaration(1)) is None  # a device may declare nothing
+    assert "outside 0..2" in str(check(Declaration(3)))
+    assert "num-partitions=10" in str(check(Declaration(0, num_partitions=10)))
+    assert "profile='phone'" in str(check(Declaration(0, profile="phone")))
+
+
+@pytest.mark.usefixtures("server_identity")
+def test_stock_clients_take_the_client_ids_nobody_claimed(caplog: pytest.LogCaptureFixture) -> None:
+    """A Flower ClientApp without a query handler answers the identity query with an
+    error; such nodes are served under the free ids, in node-id order."""
+    from flwr.app import Context, Message
+    from flwr.clientapp import ClientApp
+
+    from fedsparse.clients.app import app as fedsparse_app
+
+    stock = ClientApp()  # registers no query handler, as a stock Flower client
+
+    def mixed(message: Message, context: Context) -> Message:
+        return (stock if int(context.node_config["partition-id"]) in (0, 2) else fedsparse_app)(message, context)
+
+    grid = InlineGrid(mixed, 4, Run.create_empty(run_id=1))  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="fedsparse"):
+        found = discover(grid, expected=4, timeout=30)
+    stock_nodes = sorted(n for n in grid.get_node_ids() if grid.context_of(n).node_config["partition-id"] in (0, 2))
+    identified = {n: int(grid.context_of(n).node_config["partition-id"]) for n in grid.get_node_ids() if n not in stock_nodes}
+    assert {n: found.client_of(n) for n in identified} == identified  # 1 and 3 keep their ids
+    assert [found.client_of(n) for n in stock_nodes] == [0, 2]
+    assert caplog.text.count("has no query handler") == 2
+    assert "asking again" not in caplog.text

@@ -108,3 +108,43 @@ def test_a_device_that_declares_another_bitwidth_refuses_the_model(quickstart_cf
     context.node_config["bitwidth"] = 8
     with pytest.raises(ValueError, match="4-bit model to a 8-bit device"):  # the engine turns it into an error reply
         app(train_message(task, _quantized_start(task, 4), 1001, bitwidth=4), context)
+
+
+def test_identify_declares_the_devices_own_bitwidth_and_profile(server_identity) -> None:  # type: ignore[no-untyped-def]
+    from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+
+    from fedsparse.nodes import Declaration
+
+    query = Message(RecordDict({IDENTITY: ConfigRecord()}), dst_node_id=1001, message_type=MessageType.QUERY)
+    context = context_for(1, 3)
+    assert Declaration.from_record(app(query, context).content[IDENTITY]) == Declaration(1, 3)
+    context.node_config.update({"bitwidth": 8, "profile": "pi"})
+    assert Declaration.from_record(app(query, context).content[IDENTITY]) == Declaration(1, 3, 8, "pi")
+
+
+def test_without_a_task_in_the_message_the_run_config_says_what_to_train(server_identity) -> None:  # type: ignore[no-untyped-def]
+    """What Flower's own FedAvg sends: ``arrays`` and a ``config`` holding the round only."""
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+
+    from fedsparse.config import ConfigError
+    from fedsparse.deployment import experiment_from_run_config
+
+    table = {
+        "fedsparse.model.name": "mlp",
+        "fedsparse.federation.num_clients": 3,
+        "fedsparse.federation.clients_per_round": 3,
+    }
+    task = ClientTask.from_experiment(experiment_from_run_config(table))
+    start = ArrayRecord(task.build_model().state_dict())
+    node = {"partition-id": 2, "num-partitions": 3}
+    context = Context(run_id=1, node_id=1002, node_config=node, state=RecordDict(), run_config=table)  # type: ignore[arg-type]
+    for kind in (MessageType.TRAIN, MessageType.EVALUATE):
+        content = RecordDict({"arrays": start, "config": ConfigRecord({"server-round": 1})})
+        reply = app(Message(content, dst_node_id=1002, message_type=kind), context)
+        assert not reply.has_error(), reply.error
+        split = task.client_data(2).train if kind == MessageType.TRAIN else task.client_data(2).val
+        assert reply.content["metrics"]["num-examples"] == len(split)
+    context.run_config = {}
+    content = RecordDict({"arrays": start, "config": ConfigRecord({"server-round": 1})})
+    with pytest.raises(ConfigError, match="no fedsparse task"):
+        app(Message(content, dst_node_id=1002, message_type=MessageType.TRAIN), context)

@@ -1,0 +1,102 @@
+"""What a run on real Flower infrastructure may read and write, and where.
+
+Under ``flwr run`` the run config comes from whoever may submit runs to the SuperLink,
+and the ServerApp runs in a process started in the SuperLink's working directory, so a
+relative path would resolve against wherever the operator happened to start it and
+``../../etc/passwd`` against anything. Both paths the deployed ServerApp takes from the
+run config are therefore confined:
+
+- ``config`` (the experiment YAML) is resolved inside the installed app directory, the
+  folder Flower unpacked the FAB into (``$FLWR_HOME/apps/<publisher>.<name>.<version>.<hash>``);
+- ``out`` is resolved inside the output root the SuperLink operator chooses with
+  ``FEDSPARSE_RUNS_ROOT`` (default: ``runs`` under the SuperLink's working directory),
+  and every run writes into its own ``<out>/<run id>`` folder there.
+
+A path that resolves outside its root (``..``, an absolute path elsewhere, a symlink
+pointing out) is refused before anything is read or written.
+
+A fedsparse ClientApp under a server that sends no fedsparse task (Flower's own
+strategies send only ``arrays`` and ``config``) takes its experiment from the run config
+instead: the ``[tool.flwr.app.config.fedsparse]`` table, which Flower flattens into keys
+such as ``fedsparse.data.dataset`` (:func:`experiment_from_run_config`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flwr.app import UserConfig
+from flwr.common.config import get_project_dir
+from flwr.supercore.run import Run
+
+from fedsparse.config import ConfigError, ExperimentConfig, validate_config
+
+log = logging.getLogger("fedsparse")
+
+RUNS_ROOT_ENV = "FEDSPARSE_RUNS_ROOT"
+DEFAULT_RUNS_ROOT = "runs"
+CONFIG_KEY = "config"
+OUT_KEY = "out"
+EXPERIMENT_TABLE = "fedsparse"
+
+
+class UnsafePathError(ValueError):
+    """A run-config path resolves outside the folder it is confined to."""
+
+
+def confined(root: Path, value: str, key: str) -> Path:
+    """``value`` resolved inside ``root`` (symlinks followed), or :class:`UnsafePathError`."""
+    base = root.resolve()
+    path = (base / value).resolve()
+    if not path.is_relative_to(base):
+        raise UnsafePathError(f"run config {key}={value!r} resolves to {path}, outside {base}; refused")
+    return path
+
+
+def runs_root() -> Path:
+    """The output root: ``$FEDSPARSE_RUNS_ROOT``, else ``runs`` in the working directory."""
+    return Path(os.environ.get(RUNS_ROOT_ENV) or DEFAULT_RUNS_ROOT)
+
+
+def app_dir(run: Run) -> Path:
+    """Where Flower installed this run's FAB (the same rule its loader uses)."""
+    return get_project_dir(run.fab_id, run.fab_version, run.fab_hash)
+
+
+@dataclass(frozen=True)
+class DeployedPaths:
+    config: Path
+    run_dir: Path
+
+
+def deployed_paths(run: Run, run_config: UserConfig) -> DeployedPaths:
+    """The experiment YAML and the run folder a deployed run may use; refuses escapes."""
+    if CONFIG_KEY not in run_config:
+        raise UnsafePathError(f"run config has no {CONFIG_KEY!r} key naming the experiment YAML")
+    config = confined(app_dir(run), str(run_config[CONFIG_KEY]), CONFIG_KEY)
+    out = confined(runs_root(), str(run_config.get(OUT_KEY, ".")), OUT_KEY)
+    return DeployedPaths(config, out / str(run.run_id))
+
+
+def experiment_from_run_config(run_config: UserConfig) -> ExperimentConfig:
+    """The experiment spelled out in the run config's ``fedsparse`` table, validated like
+    a YAML file (flattened keys ``fedsparse.a.b`` become ``a: {b: ...}``)."""
+    prefix = EXPERIMENT_TABLE + "."
+    raw: dict[str, Any] = {}
+    for key, value in run_config.items():
+        if not key.startswith(prefix):
+            continue
+        *sections, leaf = key[len(prefix) :].split(".")
+        node = raw
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = value
+    if not raw:
+        raise ConfigError(
+            [f"run config: the message carries no fedsparse task and there is no [tool.flwr.app.config.{EXPERIMENT_TABLE}] table"]
+        )
+    return validate_config(raw)
