@@ -45,6 +45,9 @@ def machine_env(home: Path, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLWR_", "FEDSPARSE_"))}
     env.update(
+        # the SuperLink and SuperNodes start flower-superexec / flwr-clientapp by name: the
+        # venv's bin must be on PATH even when the tests run without an activated venv (CI)
+        PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),
         HOME=str(home),
         FLWR_HOME=str(home / ".flwr"),
         FLWR_TELEMETRY_ENABLED="0",
