@@ -30,7 +30,7 @@ from fedsparse.results import RunWriter
 from fedsparse.continual_metrics import TaskAccuracyLog
 from fedsparse.screening import ARRAYS, NUM_EXAMPLES, TASK_ACCURACY, Rejection, screen_replies
 from fedsparse.strategies import STRATEGIES, StrategyContext
-from fedsparse.strategies.fedavg import FedAvg, StrategyState
+from fedsparse.strategies.fedavg import FedAvg, StrategyState, under_prefix
 from fedsparse.task import ClientTask
 from fedsparse.training import evaluate, pick_device
 from fedsparse.wire import encode_model, load_into
@@ -286,12 +286,8 @@ class FederationServer:
 
     def _restore(self, strategy: FedAvg, checkpoint: Checkpoint) -> int:
         """Put the server and ``strategy`` back at the end of the checkpoint's round; return it."""
-        prefix = "strategy."
         strategy.restore_checkpoint_state(
-            StrategyState(
-                records={k[len(prefix):]: r for k, r in checkpoint.records.items() if k.startswith(prefix)},
-                values=checkpoint.values["strategy"],
-            )
+            StrategyState(under_prefix(checkpoint.records, "strategy."), checkpoint.values["strategy"])
         )
         values = checkpoint.values
         self.arrays = checkpoint.records["global"]

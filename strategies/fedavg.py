@@ -61,6 +61,11 @@ class StrategyState:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+def under_prefix(records: Mapping[str, ArrayRecord], prefix: str) -> dict[str, ArrayRecord]:
+    """The records named ``prefix<key>``, by ``<key>`` (one family of a checkpoint's records)."""
+    return {name[len(prefix):]: record for name, record in records.items() if name.startswith(prefix)}
+
+
 class FedAvgParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

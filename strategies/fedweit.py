@@ -30,7 +30,7 @@ from fedsparse.aggregation import reply_weight, to_record
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.screening import ARRAYS
-from fedsparse.strategies.fedavg import FedAvg, StrategyState
+from fedsparse.strategies.fedavg import FedAvg, StrategyState, under_prefix
 from fedsparse.strategies.local import LEARNER
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 from fedsparse.wire import decode_float_state, encode_sparse_state
@@ -140,11 +140,7 @@ class FedWeIT(FedAvg):
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
         super().restore_checkpoint_state(state)
-        self.finished_adaptive = {
-            int(name.removeprefix("adaptive-")): record
-            for name, record in state.records.items()
-            if name.startswith("adaptive-")
-        }
+        self.finished_adaptive = {int(c): a for c, a in under_prefix(state.records, "adaptive-").items()}
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         bases = [decode_float_state(msg.content.array_records[ARRAYS]) for msg in replies]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.quant import Precision
-from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload
+from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload, under_prefix
 from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
 
 
@@ -43,11 +43,7 @@ class GroupedAvg(FedAvg):
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
         super().restore_checkpoint_state(state)
-        self.groups = {
-            Precision.from_bitwidth(int(name.removeprefix("group-"))): model
-            for name, model in state.records.items()
-            if name.startswith("group-")
-        }
+        self.groups = {Precision.from_bitwidth(int(bits)): m for bits, m in under_prefix(state.records, "group-").items()}
 
     def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
         uploads = self.uploads(replies)
