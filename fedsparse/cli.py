@@ -82,7 +82,7 @@ def _resume_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fedsparse.config import ConfigError
-    from fedsparse.results import METRICS_FILE
+    from fedsparse.results import METRICS_FILE, total_megabytes
 
     try:
         if args.resume:
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
     accuracy = summary["final_accuracy"]
-    megabytes = (summary["bytes_up_total"] + summary["bytes_down_total"]) / 1e6
+    megabytes = total_megabytes(summary)
     print(f"final accuracy {accuracy:.4f} · {megabytes:.2f} MB moved · results in {run_dir}")
     return EXIT_OK
 

@@ -42,7 +42,15 @@ from fedsparse.config import (
     read_yaml,
     validate_config,
 )
-from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary
+from fedsparse.results import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    megabytes,
+    read_metrics,
+    read_summary,
+    total_megabytes,
+)
 
 COMPARISON_MD, COMPARISON_CSV, COMPARISON_PNG = "comparison.md", "comparison.csv", "comparison.png"
 DEFAULT_TARGET_FRACTION = 0.9  # of the weakest strategy's mean final accuracy
@@ -309,10 +317,9 @@ def run_comparison(
             except RunFailed as error:
                 raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
             how = f"{time.perf_counter() - started:.1f} s{how}"
-        megabytes = (summary["bytes_up_total"] + summary["bytes_down_total"]) / 1e6
         accuracy = summary.get("final_accuracy")
         report(
-            f"{label}: acc {'n/a' if accuracy is None else f'{accuracy:.4f}'} · {megabytes:.2f} MB · {how} · {run.run_dir}"
+            f"{label}: acc {'n/a' if accuracy is None else f'{accuracy:.4f}'} · {total_megabytes(summary):.2f} MB · {how} · {run.run_dir}"
         )
         results.append(SeedResult(run.strategy, run.seed, run.run_dir, summary, read_metrics(run.run_dir), reused))
     return results
@@ -353,7 +360,7 @@ def first_reaching(rows: Sequence[dict[str, Any]], target: float) -> Reached | N
         cumulative += row["bytes_up"] + row["bytes_down"]
         accuracy = row.get("accuracy")
         if accuracy is not None and accuracy >= target:
-            return Reached(int(row["round"]), cumulative / 1e6, row.get("sim_seconds_total"))
+            return Reached(int(row["round"]), megabytes(cumulative), row.get("sim_seconds_total"))
     return None
 
 
@@ -395,9 +402,9 @@ def summarize(results: Sequence[SeedResult], target: float) -> list[dict[str, An
             )
         if continual:
             stats["forgetting"] = mean_std([s.get("final_forgetting") for s in summaries])
-        stats["mb_up"] = mean_std([s["bytes_up_total"] / 1e6 for s in summaries])
-        stats["mb_down"] = mean_std([s["bytes_down_total"] / 1e6 for s in summaries])
-        stats["mb_total"] = mean_std([(s["bytes_up_total"] + s["bytes_down_total"]) / 1e6 for s in summaries])
+        stats["mb_up"] = mean_std([megabytes(s["bytes_up_total"]) for s in summaries])
+        stats["mb_down"] = mean_std([megabytes(s["bytes_down_total"]) for s in summaries])
+        stats["mb_total"] = mean_std([total_megabytes(s) for s in summaries])
         stats["target_accuracy"] = target
         stats["seeds_reached_target"] = len(hits)
         stats["mb_to_target"] = mean_std([h.megabytes for h in hits])
@@ -421,7 +428,7 @@ def mean_curves(results: Sequence[SeedResult]) -> dict[str, dict[str, list[float
             for row in run.rows:
                 cumulative += row["bytes_up"] + row["bytes_down"]
                 if row.get("accuracy") is not None:
-                    points[row["round"]] = (cumulative / 1e6, row["accuracy"])
+                    points[row["round"]] = (megabytes(cumulative), row["accuracy"])
             per_seed.append(points)
         rounds = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
         mb = [statistics.fmean(p[r][0] for p in per_seed) for r in rounds]

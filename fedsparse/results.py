@@ -13,6 +13,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CLIENT_STATE_DIR = "client-state"  # simulated nodes' own state, per client (task streams)
+BYTES_PER_MB = 1e6  # MB are decimal megabytes: 1 MB = 10^6 bytes
 
 
 class RunWriter:
@@ -55,3 +56,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / SUMMARY_FILE).read_text())  # type: ignore[no-any-return]
+
+
+def megabytes(n_bytes: float) -> float:
+    """``n_bytes`` in MB (10^6 bytes)."""
+    return n_bytes / BYTES_PER_MB
+
+
+def total_megabytes(summary: dict[str, Any]) -> float:
+    """The MB a run moved, up and down, all clients and rounds: its summary's
+    ``bytes_up_total + bytes_down_total`` over 10^6."""
+    return megabytes(summary["bytes_up_total"] + summary["bytes_down_total"])
