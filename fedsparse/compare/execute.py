@@ -1,0 +1,164 @@
+"""Running a planned comparison: every (strategy, seed) is one ordinary run.
+
+Each run goes through :func:`fedsparse.runner.run_experiment` into its own folder, so
+``fedsparse plot`` works on each. Before the first run starts, every run folder is
+classified (:func:`run_state`) and the data of every seed still to run is checked. A
+finished run whose resolved config matches (the ``output`` section aside) is reused, an
+interrupted one continues from its checkpoint (:func:`resumable_round`), and a folder of
+another config, or one that is not a run, is an error unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedsparse.compare.plan import ComparePlan, CompareError, PlannedRun
+from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary, total_megabytes
+
+IGNORED_SECTIONS = ("output",)  # where a run is written and how it is shown: not what it computes
+
+
+def _differences(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        found = []
+        for key in sorted(set(ours) | set(theirs), key=str):
+            if not path and key in IGNORED_SECTIONS:
+                continue
+            found += _differences(ours.get(key), theirs.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    return [] if ours == theirs else [f"{path or '(config)'}: {theirs!r} there, {ours!r} here"]
+
+
+def _clash(run: PlannedRun, differences: list[str]) -> str:
+    if not (run.run_dir / CONFIG_FILE).is_file():
+        return f"{run.run_dir} holds files that are not a run"
+    more = f"; {len(differences) - 3} more" if len(differences) > 3 else ""
+    return f"{run.run_dir} holds a run of another config ({'; '.join(differences[:3])}{more})"
+
+
+def run_state(run: PlannedRun) -> tuple[str, list[str]]:
+    """``new``, ``done`` (finished, same config), ``incomplete`` (same config, no summary:
+    interrupted) or ``different`` (another config, or not a run; the differences as lines)."""
+    config_file = run.run_dir / CONFIG_FILE
+    if not config_file.is_file():
+        if run.run_dir.is_dir() and any(run.run_dir.iterdir()):
+            return "different", []
+        return "new", []
+    try:
+        theirs = yaml.safe_load(config_file.read_text())
+    except yaml.YAMLError:
+        theirs = None
+    differences = _differences(run.cfg.model_dump(mode="json"), theirs if isinstance(theirs, dict) else {})
+    if differences:
+        return "different", differences
+    finished = (run.run_dir / SUMMARY_FILE).is_file() and (run.run_dir / METRICS_FILE).is_file()
+    return ("done" if finished else "incomplete"), []
+
+
+def resumable_round(run: PlannedRun) -> int | None:
+    """The round an interrupted run's checkpoint completed (None: start it afresh)."""
+    from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+    from fedsparse.runner import client_state_root
+
+    try:
+        checkpoint = load_checkpoint(checkpoint_path(run.run_dir))
+    except CheckpointError:
+        return None
+    if run.cfg.data.tasks is not None:  # task-stream clients must have kept their own state too
+        state = client_state_root(run.cfg, run.run_dir)
+        if state is None or not state.is_dir():
+            return None
+    return checkpoint.round
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One finished (strategy, seed): its summary and its per-round metrics rows."""
+
+    strategy: str
+    seed: int
+    run_dir: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    reused: bool = False
+
+
+def _check_before_running(
+    plan: ComparePlan, states: dict[Path, tuple[str, list[str]]], overwrite: bool
+) -> list[PlannedRun]:
+    """The runs still to do; raises :class:`CompareError` for folders of other configs
+    (unless ``overwrite``) and ``RunFailed`` for a seed whose data cannot be had."""
+    from fedsparse.runner import RunFailed, check_data
+
+    clashes = [_clash(run, states[run.run_dir][1]) for run in plan.runs if states[run.run_dir][0] == "different"]
+    if clashes and not overwrite:
+        raise CompareError([*clashes, "pass --overwrite to replace them, or choose another --out"])
+    pending = [run for run in plan.runs if states[run.run_dir][0] != "done"]
+    checked: set[int] = set()
+    for run in pending:  # data depend on the seed only: one check per seed
+        if run.seed not in checked:
+            try:
+                check_data(run.cfg)
+            except RunFailed as error:
+                raise RunFailed(f"seed {run.seed}: {error}") from None
+            checked.add(run.seed)
+    return pending
+
+
+def _run_one(
+    run: PlannedRun, state: str, progress: bool, report: Callable[[str], None], label: str
+) -> tuple[dict[str, Any], str]:
+    """Run (or continue) one planned run; return its summary and how it went, for the log."""
+    from fedsparse.runner import RunFailed, run_experiment
+
+    started = time.perf_counter()
+    # an interrupted run of this very config continues from its checkpoint
+    resume_after = resumable_round(run) if state == "incomplete" else None
+    how = "" if resume_after is None else f" (resumed after round {resume_after})"
+    if progress:
+        report(f"{label}: running{how}")
+    cfg = run.cfg.model_copy(deep=True)
+    cfg.output.progress = progress
+    (run.run_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a failed rerun must not look finished
+    try:
+        summary = run_experiment(cfg, run.run_dir, resume=resume_after is not None)
+    except RunFailed as error:
+        raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
+    return summary, f"{time.perf_counter() - started:.1f} s{how}"
+
+
+def run_comparison(
+    plan: ComparePlan,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: Callable[[str], None] = print,
+) -> list[SeedResult]:
+    """Run (or reuse) every planned run; raises :class:`CompareError` for run folders of
+    other configs and :class:`fedsparse.runner.RunFailed` for data problems (both before
+    any run starts) or a failed run."""
+    states = {run.run_dir: run_state(run) for run in plan.runs}
+    pending = _check_before_running(plan, states, overwrite)
+    report(
+        f"comparing {len(plan.strategies)} strategies × {len(plan.seeds)} seeds on {plan.config} "
+        f"in {plan.out} ({len(plan.runs) - len(pending)} of {len(plan.runs)} runs already done)"
+    )
+    results = []
+    for index, run in enumerate(plan.runs, start=1):
+        label = f"[{index}/{len(plan.runs)}] {run.strategy} seed {run.seed}"
+        state = states[run.run_dir][0]
+        reused = state == "done"
+        if reused:
+            summary, how = read_summary(run.run_dir), "reused"
+        else:
+            summary, how = _run_one(run, state, progress, report, label)
+        accuracy = "n/a" if summary.get("final_accuracy") is None else f"{summary['final_accuracy']:.4f}"
+        report(f"{label}: acc {accuracy} · {total_megabytes(summary):.2f} MB · {how} · {run.run_dir}")
+        results.append(SeedResult(run.strategy, run.seed, run.run_dir, summary, read_metrics(run.run_dir), reused))
+    return results

@@ -1,0 +1,169 @@
+"""Planning a comparison: which strategies, which seeds, which target, where.
+
+:func:`plan_comparison` reads the config and its ``compare`` section, lets the arguments
+override that section, and validates one resolved config per (strategy, seed) before
+anything runs. Every fault is collected and raised at once as
+:class:`fedsparse.config.ConfigError`: a fault of the config itself once, a fault only
+one strategy has naming that strategy. Planning reads the config file and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedsparse.config import (
+    CompareConfig,
+    ConfigError,
+    ExperimentConfig,
+    apply_overrides,
+    format_validation_error,
+    read_yaml,
+    validate_config,
+)
+
+
+class CompareError(RuntimeError):
+    """The comparison cannot proceed; ``problems`` holds one line per fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One (strategy, seed): its validated config and the folder it runs in."""
+
+    strategy: str
+    seed: int
+    cfg: ExperimentConfig
+    run_dir: Path
+
+
+@dataclass
+class ComparePlan:
+    """A validated comparison: ``runs`` holds every (strategy, seed), seed-major."""
+
+    config: str
+    overrides: list[str]
+    strategies: list[str]
+    seeds: list[int]
+    target: float | None  # None: chosen from the results (see stats.default_target)
+    target_source: str  # "--target", "compare.target" or "default"
+    out: Path
+    out_given: bool = False
+    strategies_given: bool = False
+    seeds_given: bool = False
+    runs: list[PlannedRun] = field(default_factory=list)
+
+    @property
+    def base(self) -> ExperimentConfig:
+        return self.runs[0].cfg
+
+    def command(self) -> str:
+        """The command that reproduces this comparison: the config, and the choices
+        made on the command line rather than in its ``compare`` section."""
+        parts = ["fedsparse", "compare", self.config]
+        if self.strategies_given:
+            parts += ["--strategies", ",".join(self.strategies)]
+        if self.seeds_given:
+            parts += ["--seeds", str(len(self.seeds))]
+        if self.target_source == "--target":
+            parts += ["--target", f"{self.target:g}"]
+        for item in self.overrides:
+            parts += ["--set", item]
+        if self.out_given:
+            parts += ["--out", str(self.out)]
+        return shlex.join(parts)
+
+
+def _compare_section(raw: Any) -> CompareConfig:
+    from pydantic import ValidationError
+
+    try:
+        return CompareConfig.model_validate(raw or {})
+    except ValidationError as error:
+        raise ConfigError([f"compare.{line}" for line in format_validation_error(error)]) from None
+
+
+def _merge_problems(by_strategy: dict[str, list[str]], shared: list[str]) -> list[str]:
+    """One line per fault: faults of the config itself (``shared``: those it has with
+    plain FedAvg, which runs on any federation) once, the others naming their strategy."""
+    lines = [problem for problem in shared if any(problem in found for found in by_strategy.values())]
+    for name, problems in by_strategy.items():
+        lines += [f"strategy {name!r} cannot run on this config: {p}" for p in problems if p not in shared]
+    return lines
+
+
+def _problems(raw: dict[str, Any], *overrides: str) -> list[str]:
+    try:
+        validate_config(apply_overrides(copy.deepcopy(raw), list(overrides)))
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+def plan_comparison(
+    config: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    strategies: Sequence[str] | None = None,
+    seeds: int | None = None,
+    target: float | None = None,
+    out: str | Path | None = None,
+) -> ComparePlan:
+    """Resolve strategies, seeds and target (arguments over the YAML ``compare`` section)
+    and validate one config per (strategy, seed); raises :class:`ConfigError` listing
+    every fault, each strategy-specific one naming its strategy."""
+    from fedsparse.strategies import STRATEGIES
+
+    raw = apply_overrides(read_yaml(Path(config)), list(overrides))
+    section = _compare_section(raw.pop("compare", None))
+    names = list(strategies) if strategies is not None else list(section.strategies)
+    problems: list[str] = []
+    if not names:
+        problems.append("compare: no strategies; pass --strategies a,b,... or list them in compare.strategies")
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        problems.append(f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES.names())}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.append(f"--strategies: listed more than once: {', '.join(repeated)}")
+    n_seeds = section.seeds if seeds is None else seeds
+    if n_seeds < 1:
+        problems.append("--seeds: must be >= 1")
+    source = "--target" if target is not None else "compare.target" if section.target is not None else "default"
+    target = target if target is not None else section.target
+    if target is not None and not 0.0 < target <= 1.0:
+        problems.append(f"--target: must be an accuracy in (0, 1] (got {target:g})")
+    by_strategy: dict[str, list[str]] = {}
+    cfgs: dict[str, ExperimentConfig] = {}
+    for name in names:
+        if name in unknown or name in cfgs:
+            continue
+        try:
+            cfgs[name] = validate_config(apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}"]))
+        except ConfigError as error:
+            by_strategy[name] = error.problems
+    if by_strategy:
+        problems += _merge_problems(by_strategy, _problems(raw, "strategy.name=fedavg"))
+    if problems:
+        raise ConfigError(problems)
+
+    base_seed = cfgs[names[0]].seed
+    out_dir = Path(out) if out is not None else Path(cfgs[names[0]].output.dir) / f"{Path(config).stem}-compare"
+    plan = ComparePlan(
+        config=str(config), overrides=list(overrides), strategies=names,
+        seeds=[base_seed + k for k in range(n_seeds)], target=target, target_source=source,
+        out=out_dir, out_given=out is not None, strategies_given=strategies is not None, seeds_given=seeds is not None,
+    )
+    for seed in plan.seeds:  # seed-major: an interrupted comparison has whole seeds done
+        for name in names:
+            cfg = validate_config(apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}", f"seed={seed}"]))
+            plan.runs.append(PlannedRun(name, seed, cfg, out_dir / name / f"seed{seed}"))
+    return plan
