@@ -22,9 +22,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import REPO, finish_panel, mean_std, publish, read_summary, run_one, save_figure, sweep_parser  # noqa: E402
+from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser  # noqa: E402
 
-from fedsparse.results import read_metrics  # noqa: E402
+from fedsparse.results import read_metrics, read_summary, total_megabytes  # noqa: E402
 
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
     "low heterogeneity": ("adaptcl_mnist_low.yaml", []),
@@ -50,13 +50,13 @@ def _seconds(values: list[float]) -> str:
     if any(math.isinf(v) for v in values):
         reached = sum(not math.isinf(v) for v in values)
         return f"not reached ({reached}/{len(values)} seeds)"
-    return mean_std(values, digits=0)
+    return mean_std_text(values, digits=0)
 
 
 def _speedup(fedavg: list[float], other: list[float]) -> str:
     if any(math.isinf(v) for v in other):
         return "—"
-    return mean_std([f / o for f, o in zip(fedavg, other, strict=True)], digits=2) + "×"
+    return mean_std_text([f / o for f, o in zip(fedavg, other, strict=True)], digits=2) + "×"
 
 
 def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
@@ -72,14 +72,14 @@ def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in runs:
         finals = [s["final_accuracy"] for s in summaries[name]]
-        cells = [name, mean_std(finals, 100), mean_std([a - f for a, f in zip(finals, fedavg_final)], 100)]
+        cells = [name, mean_std_text(finals, 100), mean_std_text([a - f for a, f in zip(finals, fedavg_final)], 100)]
         for target in TARGETS:
             goals = [target * f for f in fedavg_final]
             times = [time_to(r, goal) for r, goal in zip(rows[name], goals, strict=True)]
             fedavg_times = [time_to(r, goal) for r, goal in zip(rows["fedavg"], goals, strict=True)]
             cells += [_seconds(times), _speedup(fedavg_times, times)]
-        cells.append(mean_std([s["sim_seconds_total"] for s in summaries[name]], digits=0))
-        cells.append(f"{statistics.fmean((s['bytes_up_total'] + s['bytes_down_total']) / 1e6 for s in summaries[name]):.1f}")
+        cells.append(mean_std_text([s["sim_seconds_total"] for s in summaries[name]], digits=0))
+        cells.append(f"{statistics.fmean(total_megabytes(s) for s in summaries[name]):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 

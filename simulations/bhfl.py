@@ -14,7 +14,9 @@ from __future__ import annotations
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 
-from sweep import REPO, mean_std, read_summary, run_one, sweep_parser
+from sweep import mean_std_text, run_one, sweep_parser
+
+from fedsparse.results import megabytes, read_summary
 CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml")
 VARIANTS: dict[str, list[str]] = {
     "fedavg": ["strategy.name=fedavg"],
@@ -34,10 +36,10 @@ def table(config: str, results: dict[str, list[dict]]) -> list[str]:  # type: ig
     lines = [f"### {config}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant, runs in results.items():
         cells = [variant]
-        cells += [mean_std([r["final_accuracy_by_bitwidth"][b] for r in runs], 100) for b in bitwidths]
-        cells.append(mean_std([r["final_accuracy"] for r in runs], 100))
-        cells.append(f"{statistics.fmean(r['bytes_up_total'] for r in runs) / 1e6:.2f}")
-        cells.append(f"{statistics.fmean(r['bytes_down_total'] for r in runs) / 1e6:.2f}")
+        cells += [mean_std_text([r["final_accuracy_by_bitwidth"][b] for r in runs], 100) for b in bitwidths]
+        cells.append(mean_std_text([r["final_accuracy"] for r in runs], 100))
+        cells.append(f"{megabytes(statistics.fmean(r['bytes_up_total'] for r in runs)):.2f}")
+        cells.append(f"{megabytes(statistics.fmean(r['bytes_down_total'] for r in runs)):.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 

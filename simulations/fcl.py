@@ -19,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sweep import finish_panel, mean_std, publish, read_summary, run_one, save_figure, sweep_parser  # noqa: E402
+from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser  # noqa: E402
 
-from fedsparse.results import read_metrics  # noqa: E402
+from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary  # noqa: E402
 
 BENCHMARKS = {"split MNIST": "fcl_split_mnist.yaml", "permuted MNIST": "fcl_permuted_mnist.yaml"}
 VARIANTS: dict[str, list[str]] = {
@@ -43,11 +43,11 @@ def table(benchmark: str, runs: dict[str, list[Path]]) -> list[str]:
         ups = [s["bytes_up_total"] for s in results]
         lines.append("| " + " | ".join([
             name,
-            mean_std([s["final_avg_task_accuracy"] for s in results], 100),
-            mean_std([s["final_forgetting"] for s in results], 100),
-            mean_std(ups, 1e-6, 1),
-            mean_std([s["bytes_down_total"] for s in results], 1e-6, 1),
-            mean_std([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
+            mean_std_text([s["final_avg_task_accuracy"] for s in results], 100),
+            mean_std_text([s["final_forgetting"] for s in results], 100),
+            mean_std_text(ups, 1 / BYTES_PER_MB, 1),
+            mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
+            mean_std_text([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
         ]) + " |")
     return [*lines, ""]
 

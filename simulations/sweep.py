@@ -1,18 +1,20 @@
 """What every sweep script shares: one resumable ``fedsparse run`` per (config, variant,
-seed), and mean ± std formatting. Runs already finished in the output folder are reused,
-so an interrupted sweep resumes where it stopped."""
+seed), and mean ± std formatting on :mod:`fedsparse.compare.stats`. Runs already
+finished in the output folder are reused, so an interrupted sweep resumes where it
+stopped."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from fedsparse.compare.stats import mean_std
+from fedsparse.results import SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +27,7 @@ def run_name(config: str, variant: str, seed: int) -> str:
 def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path) -> Path:
     """Run ``configs/<config>`` with ``overrides`` (unless done already); return its folder."""
     name = run_name(config, variant, seed)
-    if not (out / name / "summary.json").exists():
+    if not (out / name / SUMMARY_FILE).exists():
         settings = [*overrides, f"seed={seed}", f"output.dir={out}", f"output.name={name}",
                     "output.progress=false", "output.plots=false"]
         command = [sys.executable, "-m", "fedsparse.cli", "run", str(REPO / "configs" / config)]
@@ -37,14 +39,10 @@ def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Pat
     return out / name
 
 
-def read_summary(run_dir: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((run_dir / "summary.json").read_text())  # type: ignore[no-any-return]
-
-
-def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    mean = statistics.fmean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± std`` of ``values`` (sample std), both times ``scale`` with ``digits``
+    decimals; a single value shows std 0, no values ``n/a``."""
+    return mean_std(values).text(scale, digits, single_std=0.0)
 
 
 def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
