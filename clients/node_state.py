@@ -17,17 +17,17 @@ from pathlib import Path
 
 from flwr.app import ConfigRecord, Context
 
+from fedsparse import protocol
 from fedsparse.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("fedsparse")
 
-STATE_DIR = "state-dir"  # node config key
 _KEEP = 2
 _NAME = re.compile(r"round-(\d+)\.safetensors")
 
 
 def state_dir_of(context: Context) -> Path | None:
-    path = context.node_config.get(STATE_DIR)
+    path = context.node_config.get(protocol.STATE_DIR)
     return Path(str(path)) if path else None
 
 

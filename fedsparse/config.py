@@ -15,11 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from fedsparse.data.partition import PartitionConfig
-from fedsparse.data.tasks import TasksConfig
+from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
-from fedsparse.models import MODELS
-from fedsparse.strategies import STRATEGIES
+from fedsparse.sections import DataConfig, ModelConfig, Strict, TrainingConfig
 
 
 class ConfigError(ValueError):
@@ -28,31 +26,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(Strict):
-    dataset: Literal[tuple(DATASETS.names())] = "digits"  # type: ignore[valid-type]
-    path: str | None = Field(None, description="local folder (mnist, fashion_mnist)")
-    partition: PartitionConfig = PartitionConfig()
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
-    server_samples: int = Field(
-        0, ge=0, description="training samples held out for the server (e.g. ProWD's distillation buffer)"
-    )
-    tasks: TasksConfig | None = Field(
-        None, description="continual learning: each client learns a stream of tasks (partition is then unused)"
-    )
-
-
-class ModelConfig(Strict):
-    name: Literal[tuple(MODELS.names())] = "cnn"  # type: ignore[valid-type]
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProfileConfig(Strict):
@@ -80,16 +53,13 @@ class ProfileConfig(Strict):
         return value
 
 
-class FederationConfig(Strict):
+class FederationConfig(TrainingConfig):
+    """Who takes part and how rounds run; the local-training fields come from
+    :class:`~fedsparse.sections.TrainingConfig`, which clients receive as it is."""
+
     num_clients: int = Field(10, ge=1, le=1_000_000)
     clients_per_round: int = Field(10, ge=1)
     rounds: int = Field(10, ge=1)
-    local_epochs: int = Field(1, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(0.05, gt=0.0)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
     min_replies: int = Field(1, ge=1, description="fewer valid replies: round skipped")
     eval_every: int = Field(1, ge=1, description="server-side test evaluation period")
     client_eval_every: int = Field(0, ge=0, description="federated evaluation; 0 = off")

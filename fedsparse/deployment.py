@@ -30,18 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from flwr.app import UserConfig
-from flwr.common.config import get_project_dir
-from flwr.supercore.run import Run
-
+from fedsparse import protocol
+from fedsparse.compat import Run, app_dir
 from fedsparse.config import ConfigError, ExperimentConfig, validate_config
 
 log = logging.getLogger("fedsparse")
 
 RUNS_ROOT_ENV = "FEDSPARSE_RUNS_ROOT"
 DEFAULT_RUNS_ROOT = "runs"
-CONFIG_KEY = "config"
-OUT_KEY = "out"
-EXPERIMENT_TABLE = "fedsparse"
+CONFIG_KEY = protocol.RUN_CONFIG_EXPERIMENT
+OUT_KEY = protocol.RUN_CONFIG_OUT
+EXPERIMENT_TABLE = protocol.RUN_CONFIG_TABLE
 
 
 class UnsafePathError(ValueError):
@@ -60,11 +59,6 @@ def confined(root: Path, value: str, key: str) -> Path:
 def runs_root() -> Path:
     """The output root: ``$FEDSPARSE_RUNS_ROOT``, else ``runs`` in the working directory."""
     return Path(os.environ.get(RUNS_ROOT_ENV) or DEFAULT_RUNS_ROOT)
-
-
-def app_dir(run: Run) -> Path:
-    """Where Flower installed this run's FAB (the same rule its loader uses)."""
-    return get_project_dir(run.fab_id, run.fab_version, run.fab_hash)
 
 
 @dataclass(frozen=True)

@@ -69,17 +69,11 @@ def run_inline(
     Messages the ServerApp builds carry a valid run id and source node.
     """
     from flwr.app import Context, RecordDict
-    from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
-    from flwr.supercore.run import Run
-    from flwr.supercore.task_identity import TaskIdentity
 
-    from fedsparse.inline import InlineGrid, client_threads, random_id
+    from fedsparse.compat import SUPERLINK_NODE_ID, new_run
+    from fedsparse.inline import InlineGrid, client_threads
 
-    run = Run.create_empty(run_id=random_id(RUN_ID_NUM_BYTES))
-    run.primary_task_id = random_id(TASK_ID_NUM_BYTES)
-    TaskIdentity.task_id = run.primary_task_id
-    TaskIdentity.run_id = run.run_id
-    TaskIdentity.node_id = SUPERLINK_NODE_ID
+    run = new_run()
     threads = client_threads(cfg.engine.client_resources.num_cpus)
     grid = InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads, state_root=client_state_root)
     context = Context(run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={})

@@ -39,25 +39,23 @@ from pathlib import Path
 from uuid import uuid4
 
 import torch
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.clientapp.client_app import ClientAppException
-from flwr.common.constant import NODE_ID_NUM_BYTES, NUM_PARTITIONS_KEY, PARTITION_ID_KEY, SUPERLINK_NODE_ID, ErrorCode
-from flwr.server.utils.validator import validate_message
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
-from fedsparse.clients.node_state import STATE_DIR
+from fedsparse import protocol
+from fedsparse.compat import (
+    NODE_ID_NUM_BYTES,
+    NUM_PARTITIONS_KEY,
+    PARTITION_ID_KEY,
+    Run,
+    client_app_error,
+    random_id,
+    set_message_id,
+    validate_message,
+)
 
 log = logging.getLogger("fedsparse")
-
-
-def random_id(num_bytes: int) -> int:
-    """A random unsigned id as Flower draws them (its helper's module imports the whole
-    LinkState stack: 0.7 s of start-up), never 0 or the SuperLink's own node id."""
-    while (value := int.from_bytes(os.urandom(num_bytes), "little")) in (0, SUPERLINK_NODE_ID):
-        pass
-    return value
 
 
 def client_threads(num_cpus: float) -> int:
@@ -105,7 +103,7 @@ class InlineGrid(Grid):
             partition_id = len(self._contexts)
             node_config: dict[str, int | str] = {PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes}
             if state_root is not None:
-                node_config[STATE_DIR] = str(state_root / f"client-{partition_id}")
+                node_config[protocol.STATE_DIR] = str(state_root / f"client-{partition_id}")
             self._contexts[node_id] = Context(
                 run_id=run.run_id,
                 node_id=node_id,
@@ -146,7 +144,7 @@ class InlineGrid(Grid):
         """Queue messages for their nodes; invalid ones are logged and get no id, as in Flower."""
         ids: list[str] = []
         for message in messages:
-            message.metadata.__dict__["_message_id"] = str(uuid4())
+            set_message_id(message, str(uuid4()))
             errors = validate_message(message, is_reply_message=False)
             if message.metadata.dst_node_id not in self._contexts:
                 errors.append(f"unknown destination node {message.metadata.dst_node_id}")
@@ -189,8 +187,6 @@ class InlineGrid(Grid):
             self._contexts[node_id] = context
         except Exception as ex:  # a client's fault becomes its error reply, as on Ray
             log.error("ClientApp of node %s raised: %s\n%s", node_id, ex, traceback.format_exc())
-            wrapped = ClientAppException(str(ex))
-            reason = f"{type(wrapped)}:<'{wrapped}'>"
-            reply = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=received)
-        reply.metadata.__dict__["_message_id"] = str(uuid4())
+            reply = client_app_error(ex, received)
+        set_message_id(reply, str(uuid4()))
         return reply

@@ -22,8 +22,13 @@ class MeteredGrid(Grid):
     def __init__(self, inner: Grid, ledger: ByteLedger) -> None:
         self.inner = inner
         self.ledger = ledger
-        self.round = 0
+        self.round = 0  # discovery, before any round, is round 0
         self.client_of: Callable[[int], int] = lambda node_id: node_id
+
+    def begin_round(self, server_round: int, client_of: Callable[[int], int]) -> None:
+        """Count what follows as ``server_round``'s, each node under ``client_of(node)``."""
+        self.round = server_round
+        self.client_of = client_of
 
     # --- metering
     def _count(self, messages: Iterable[Message], direction: str) -> None:

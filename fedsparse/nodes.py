@@ -23,17 +23,11 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedsparse.screening import BITWIDTH
+from fedsparse.compat import lacks_query_handler
+from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_PARTITIONS, PROFILE
 
 log = logging.getLogger("fedsparse")
 
-IDENTITY = "identity"
-CLIENT_ID = "client-id"
-NUM_PARTITIONS = "num-partitions"
-PROFILE = "profile"
-# What Flower 1.41's ClientApp answers to a message type it has no handler for
-# (flwr/clientapp/client_app.py): the node runs, but cannot identify itself.
-NO_QUERY_HANDLER = "No query function registered"
 
 
 @dataclass
@@ -113,7 +107,7 @@ def _ask(
     for reply in grid.send_and_receive(queries, timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
-            if NO_QUERY_HANDLER in reply.error.reason:
+            if lacks_query_handler(reply.error.reason):
                 retry.pop(node, None)
                 anonymous.append(node)
             else:

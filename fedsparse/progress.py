@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -23,13 +21,10 @@ class RoundProgress:
             "rounds", total=total_rounds, completed=done, accuracy="-", megabytes=0.0
         )
 
-    def __enter__(self) -> RoundProgress:
+    def start(self) -> None:
         self._progress.start()
-        return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def stop(self) -> None:
         self._progress.stop()
 
     def update(self, completed_round: int, accuracy: float | None, megabytes: float) -> None:

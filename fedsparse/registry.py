@@ -1,8 +1,10 @@
-"""A tiny name → object registry, so that datasets, models and strategies are looked up
-by the names a YAML file uses instead of through if-chains."""
+"""A name → object registry, so that datasets, models, strategies and client learners
+are looked up by the names a YAML file uses instead of through if-chains."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -10,11 +12,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to entries; unknown names raise a KeyError that lists the known ones."""
+    """Maps names to entries; unknown names raise a KeyError that lists the known ones.
 
-    def __init__(self, kind: str) -> None:
+    ``package``: a package whose every module is imported before the first lookup, so
+    that an entry is one module dropped into that package, registered as it is imported.
+    """
+
+    def __init__(self, kind: str, package: str | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._package = package
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("cnn")``."""
@@ -30,18 +37,27 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
 
+    def _load(self) -> None:
+        if self._package is None:
+            return
+        package, self._package = self._package, None  # once, and not again while importing
+        imported = importlib.import_module(package)
+        for module in pkgutil.iter_modules(imported.__path__):
+            importlib.import_module(f"{package}.{module.name}")
+
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
-            ) from None
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
+from fedsparse import protocol
 from fedsparse.wire import float_values
 
 log = logging.getLogger("fedsparse")
 
-NUM_EXAMPLES = "num-examples"
-BITWIDTH = "bitwidth"
-ARRAYS = "arrays"  # the model's record; a message may carry others (a sub-model's kept channels)
-TASK_ACCURACY = "task-accuracy"  # continual learning: accuracy on each task seen so far, in stream order
+NUM_EXAMPLES = protocol.NUM_EXAMPLES
+BITWIDTH = protocol.BITWIDTH
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,9 @@ def check_reply_arrays(received: dict[str, ArrayRecord], sent: dict[str, ArrayRe
         if received:
             raise RejectedReply("arrays in a reply to a message that carried none")
         return
-    expected = sent[ARRAYS] if ARRAYS in sent else _only(sent, "ArrayRecord in the sent message")
-    if len(received) > 1 and ARRAYS not in received:
-        raise RejectedReply(f"several ArrayRecords but none named {ARRAYS!r}")
+    expected = sent[protocol.ARRAYS] if protocol.ARRAYS in sent else _only(sent, "ArrayRecord in the sent message")
+    if len(received) > 1 and protocol.ARRAYS not in received:
+        raise RejectedReply(f"several ArrayRecords but none named {protocol.ARRAYS!r}")
     if not received:
         raise RejectedReply("expected an ArrayRecord, got none")
     for name, record in received.items():

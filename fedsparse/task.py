@@ -1,101 +1,76 @@
 """The training task the server hands to a client with every message.
 
 Clients are stateless between messages in Flower (a ClientApp object may be built per
-message, in any process), so the message itself says what to train: dataset and
-partitioning, model, and local hyper-parameters. It travels as one JSON string in the
-message's ConfigRecord, validated on arrival like any other input.
+message, in any process), so the message itself says what to train: the experiment's
+data, model and local-training sections (:mod:`fedsparse.sections`) as they are, plus the
+run seed, the federation size and whether clients use a GPU. It travels as one JSON
+string in the message's config record, validated on arrival like any other input.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from flwr.app import ConfigRecord, Message
+from flwr.app import ConfigRecord
 from pydantic import BaseModel, ConfigDict
 
-from fedsparse.data import (
-    ClientData,
-    ContinualData,
-    FederatedData,
-    PartitionConfig,
-    TasksConfig,
-    load_continual_data,
-    load_federated_data,
-)
+from fedsparse import protocol
+from fedsparse.data import ClientData, TasksConfig, ContinualData, FederatedData, load_continual_data, load_federated_data
+from fedsparse.data.sources import DATASETS
+from fedsparse.sections import DataConfig, ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:
     import torch
 
     from fedsparse.config import ExperimentConfig
 
-TASK_KEY = "task"
-CONFIG_KEY = "config"
-
 
 class ClientTask(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int
-    dataset: str
-    data_path: str | None
-    partition: PartitionConfig
-    tasks: TasksConfig | None
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig
     num_clients: int
-    val_fraction: float
-    test_fraction: float
-    server_samples: int
-    model: str
-    model_options: dict[str, Any]
-    local_epochs: int
-    batch_size: int
-    lr: float
-    optimizer: Literal["sgd", "adam"]
-    momentum: float
-    weight_decay: float
     use_gpu: bool
 
     @classmethod
     def from_experiment(cls, cfg: ExperimentConfig) -> ClientTask:
-        fed = cfg.federation
+        training = {name: getattr(cfg.federation, name) for name in TrainingConfig.model_fields}
         return cls(
             seed=cfg.seed,
-            dataset=cfg.data.dataset,
-            data_path=cfg.data.path,
-            partition=cfg.data.partition,
-            tasks=cfg.data.tasks,
-            num_clients=fed.num_clients,
-            val_fraction=cfg.data.val_fraction,
-            test_fraction=cfg.data.test_fraction,
-            server_samples=cfg.data.server_samples,
-            model=cfg.model.name,
-            model_options=cfg.model.options,
-            local_epochs=fed.local_epochs,
-            batch_size=fed.batch_size,
-            lr=fed.lr,
-            optimizer=fed.optimizer,
-            momentum=fed.momentum,
-            weight_decay=fed.weight_decay,
+            data=cfg.data,
+            model=cfg.model,
+            training=TrainingConfig(**training),
+            num_clients=cfg.federation.num_clients,
             use_gpu=cfg.engine.client_resources.num_gpus > 0,
         )
 
+    @property
+    def tasks(self) -> TasksConfig | None:
+        """The task streams (``data.tasks``), or None for a plain run."""
+        return self.data.tasks
+
     def to_config(self) -> ConfigRecord:
-        return ConfigRecord({TASK_KEY: self.model_dump_json()})
+        return ConfigRecord({protocol.TASK: self.model_dump_json()})
 
     @classmethod
-    def from_message(cls, message: Message) -> ClientTask:
-        return cls.model_validate_json(str(message.content[CONFIG_KEY][TASK_KEY]))
+    def from_config(cls, config: ConfigRecord) -> ClientTask:
+        return cls.model_validate_json(str(config[protocol.TASK]))
 
     def federated_data(self, data_path: str | None = None) -> FederatedData:
         """``data_path`` lets a deployed device point at its own copy of the data."""
+        data = self.data
         return load_federated_data(
-            self.dataset,
-            data_path or self.data_path,
-            self.partition.model_dump_json(),
+            data.dataset,
+            data_path or data.path,
+            data.partition.model_dump_json(),
             self.num_clients,
-            self.val_fraction,
-            self.test_fraction,
+            data.val_fraction,
+            data.test_fraction,
             self.seed,
-            self.server_samples,
+            data.server_samples,
         )
 
     def client_data(self, client_id: int, data_path: str | None = None) -> ClientData:
@@ -103,29 +78,29 @@ class ClientTask(BaseModel):
 
     def continual_data(self, data_path: str | None = None) -> ContinualData:
         """The clients' task streams (``data.tasks``); only for continual runs."""
-        if self.tasks is None:
+        if self.data.tasks is None:
             raise ValueError("this run has no task streams (data.tasks is not set)")
         return load_continual_data(
-            self.dataset,
-            data_path or self.data_path,
-            self.tasks.model_dump_json(),
+            self.data.dataset,
+            data_path or self.data.path,
+            self.data.tasks.model_dump_json(),
             self.num_clients,
-            self.test_fraction,
+            self.data.test_fraction,
             self.seed,
         )
 
     def build_model(self) -> torch.nn.Module:
-        """The run's model; with task streams, the multi-head net (one head per pool task)."""
+        """The run's model, from the dataset's declared shapes (no data is loaded); with task
+        streams, the multi-head net (one head per pool task)."""
         from fedsparse.models import build_model
         from fedsparse.models.multihead import build_multihead
 
-        if self.tasks is not None:
-            streams = self.continual_data()
-            return build_multihead(
-                self.model, streams.info.input_shape, streams.num_outputs, streams.num_heads, **self.model_options
-            )
-        info = self.federated_data().info
-        return build_model(self.model, info.input_shape, info.num_classes, **self.model_options)
+        info = DATASETS.get(self.data.dataset).info
+        name, options = self.model.name, self.model.options
+        if self.data.tasks is not None:
+            outputs = self.data.tasks.num_outputs(info.num_classes)
+            return build_multihead(name, info.input_shape, outputs, self.data.tasks.pool, **options)
+        return build_model(name, info.input_shape, info.num_classes, **options)
 
     def initial_model(self) -> torch.nn.Module:
         """The model every party starts from: built right after seeding with the run seed."""

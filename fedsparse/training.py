@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fedsparse.data import ArrayDataset
+from fedsparse.sections import TrainingConfig
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,13 @@ def train_epochs(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     device: torch.device,
-    proximal_mu: float = 0.0,
     regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> Stats:
-    """Minibatch training; with ``proximal_mu`` > 0 adds FedProx's (mu/2)·||w - w0||²,
-    and ``regularizer()`` (e.g. FedWeIT's sparsity and drift terms) to every batch's loss."""
+    """Minibatch training; ``regularizer()`` (e.g. FedProx's proximal term, FedWeIT's
+    sparsity and drift terms) is added to every batch's loss."""
     model.to(device).train()
     x = torch.from_numpy(data.x).to(device)
     y = torch.from_numpy(data.y).to(device)
-    anchor = [p.detach().clone() for p in model.parameters() if p.requires_grad] if proximal_mu > 0 else []
     loss_fn = nn.CrossEntropyLoss()
     total_loss, correct, seen = 0.0, 0, 0
     for _ in range(epochs):
@@ -61,10 +60,6 @@ def train_epochs(
             logits = model(x[idx])
             loss = loss_fn(logits, y[idx])
             objective = loss
-            if anchor:
-                trained = (p for p in model.parameters() if p.requires_grad)
-                drift = sum(((p - a) ** 2).sum() for p, a in zip(trained, anchor, strict=True))
-                objective = loss + 0.5 * proximal_mu * drift
             if regularizer is not None:
                 objective = objective + regularizer()
             optimizer.zero_grad(set_to_none=True)
@@ -74,6 +69,30 @@ def train_epochs(
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
     return Stats(total_loss / max(seen, 1), correct / max(seen, 1), len(y))
+
+
+def fit(
+    model: nn.Module,
+    data: ArrayDataset,
+    training: TrainingConfig,
+    *,
+    generator: torch.Generator,
+    device: torch.device,
+    regularizer: Callable[[], torch.Tensor] | None = None,
+) -> Stats:
+    """A client's local training as configured: ``training.local_epochs`` epochs of the
+    configured optimiser over the model's trainable parameters."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return train_epochs(
+        model,
+        data,
+        epochs=training.local_epochs,
+        batch_size=training.batch_size,
+        optimizer=make_optimizer(trainable, training.optimizer, training.lr, training.momentum, training.weight_decay),
+        generator=generator,
+        device=device,
+        regularizer=regularizer,
+    )
 
 
 @torch.no_grad()

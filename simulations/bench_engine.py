@@ -180,13 +180,13 @@ def plain_run(config_path: Path, out: Path) -> None:
     from fedsparse.inline import isolated_client
     from fedsparse.nodes import ClientSampler, NodeDirectory
     from fedsparse.task import ClientTask
-    from fedsparse.training import evaluate, make_optimizer, train_epochs
+    from fedsparse.training import evaluate, fit
 
     cfg = load_config(config_path)
     task = ClientTask.from_experiment(cfg)
     data = task.federated_data()
     device = torch.device("cpu")
-    torch.manual_seed(cfg.seed)  # as FederationServer does before building the model
+    torch.manual_seed(cfg.seed)  # as the round loop does before building the model
     model = task.build_model()
     fed = cfg.federation
     sampler = ClientSampler(NodeDirectory({cid: cid for cid in range(fed.num_clients)}), fed.clients_per_round, cfg.seed)
@@ -202,10 +202,9 @@ def plain_run(config_path: Path, out: Path) -> None:
                     local = task.build_model()
                     local.load_state_dict(global_state)
                     seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
-                    optimizer = make_optimizer(local.parameters(), task.optimizer, task.lr, task.momentum, task.weight_decay)
-                    stats = train_epochs(
-                        local, data.client(cid).train, epochs=task.local_epochs, batch_size=task.batch_size,
-                        optimizer=optimizer, generator=torch.Generator().manual_seed(seed), device=device,
+                    stats = fit(
+                        local, data.client(cid).train, task.training,
+                        generator=torch.Generator().manual_seed(seed), device=device,
                     )
                 states.append(local.state_dict())
                 examples.append(stats.num_examples)

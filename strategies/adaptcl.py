@@ -10,18 +10,18 @@ No activation scaler: the kept channels are the strong ones, not a fixed slice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.prune import Kept, by_importance
 from fedsparse.prune.rates import PrunedRateLearner
-from fedsparse.strategies.fedavg import StrategyState
-from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec, prunes_model
+from fedsparse.capabilities import StrategyState
+from fedsparse.catalog import STRATEGIES, StrategySpec, prunes_model
 from fedsparse.strategies.submodel import SubModelAvg
+from fedsparse.strategy import StrategyContext
 
 
 class AdaptCLParams(BaseModel):
@@ -35,31 +35,29 @@ class AdaptCLParams(BaseModel):
 class AdaptCL(SubModelAvg):
     def __init__(self, params: AdaptCLParams, context: StrategyContext) -> None:
         super().__init__(context)
-        self.learner = PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
+        self.rate_learner = PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
 
     def rate_for(self, client: int, server_round: int) -> float:
-        return self.learner.rate(client)
+        return self.rate_learner.rate(client)
 
     def select(self, rate: float, server_round: int, state: Mapping[str, np.ndarray]) -> Kept:
         return by_importance(self.layout, state, rate)
 
     def observe_round_times(self, server_round: int, seconds: Mapping[int, float]) -> None:
-        self.learner.observe(seconds)
+        self.rate_learner.observe(seconds)
 
     def checkpoint_state(self) -> StrategyState:
-        state = super().checkpoint_state()
-        fastest = None if math.isinf(self.learner.fastest) else self.learner.fastest
-        state.values["adaptcl"] = {"rates": {str(c): r for c, r in self.learner.rates.items()}, "fastest": fastest}
-        return state
+        fastest = None if math.isinf(self.rate_learner.fastest) else self.rate_learner.fastest
+        rates = {str(c): r for c, r in self.rate_learner.rates.items()}
+        return StrategyState(values={"adaptcl": {"rates": rates, "fastest": fastest}})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        super().restore_checkpoint_state(state)
         learned = state.values["adaptcl"]
-        self.learner.rates = {int(c): float(r) for c, r in learned["rates"].items()}
-        self.learner.fastest = math.inf if learned["fastest"] is None else float(learned["fastest"])
+        self.rate_learner.rates = {int(c): float(r) for c, r in learned["rates"].items()}
+        self.rate_learner.fastest = math.inf if learned["fastest"] is None else float(learned["fastest"])
 
 
 STRATEGIES.add(
     "adaptcl",
-    StrategySpec(AdaptCLParams, lambda params, ctx: AdaptCL(params, ctx), model_problems=prunes_model),  # type: ignore[arg-type]
+    StrategySpec(AdaptCLParams, lambda params, ctx: AdaptCL(params, ctx), model_problems=prunes_model),
 )

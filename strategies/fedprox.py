@@ -1,8 +1,8 @@
 """FedProx (Li et al., 2020): FedAvg plus a proximal term on the clients.
 
-The server side is FedAvg; it only tells clients ``proximal-mu`` (Flower's key, so
-Flower's own FedProx clients understand it too). The term itself is in
-:func:`fedsparse.training.train_epochs`.
+The server side is FedAvg; it tells its clients ``proximal-mu`` (Flower's key, so
+Flower's own FedProx clients understand it too) and runs the ``fedprox`` learner
+(``clients/fedprox.py``), which adds (mu/2)·||w - w_global||² to the local loss.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from flwr.app import ConfigRecord
 from pydantic import BaseModel, ConfigDict, Field
 
+from fedsparse import protocol
+from fedsparse.catalog import STRATEGIES, StrategySpec
+from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.fedavg import FedAvg
-from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
-
-PROXIMAL_MU = "proximal-mu"
 
 
 class FedProxParams(BaseModel):
@@ -23,17 +23,18 @@ class FedProxParams(BaseModel):
 
 
 class FedProx(FedAvg):
+    learner = "fedprox"
+
     def __init__(self, params: FedProxParams, context: StrategyContext) -> None:
         super().__init__(context)
         self.proximal_mu = params.mu
 
     def train_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:
         config = super().train_config(server_round, config)
-        config[PROXIMAL_MU] = self.proximal_mu
+        config[protocol.PROXIMAL_MU] = self.proximal_mu
         return config
 
 
 STRATEGIES.add(
-    "fedprox",
-    StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True),  # type: ignore[arg-type]
+    "fedprox", StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True)
 )

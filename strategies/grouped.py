@@ -1,4 +1,4 @@
-"""The grouped baselines for bit-heterogeneous federations (METHODS.md §1).
+"""The grouped baselines for bit-heterogeneous federations.
 
 - ``grouped_avg`` (FedGroupedAvg): clients average only within their bitwidth group;
   each group keeps its own model and is evaluated on it.
@@ -11,74 +11,73 @@ a group that has not trained yet still holds the model of round 1.
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 
-from fedsparse.aggregation import to_record, weighted_mean
+from fedsparse.capabilities import StrategyState, under_prefix
+from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.quant import Precision
-from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload, under_prefix
-from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
+from fedsparse.strategies.fedavg import mean_of
+from fedsparse.strategy import Strategy, StrategyContext, Upload
 
 
 class GroupedParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _mean_record(uploads: list[Upload]) -> ArrayRecord:
-    return to_record(weighted_mean([u.state for u in uploads], [u.weight for u in uploads]))
-
-
-class GroupedAvg(FedAvg):
+class GroupedAvg(Strategy):
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
+        self.initial: ArrayRecord | None = None  # the model of round 1, until a group has its own
         self.groups: dict[Precision, ArrayRecord] = {}
 
-    def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
-        return self.groups.get(precision, self.initial_arrays or global_arrays)
+    def initial_arrays(self, model: nn.Module) -> ArrayRecord:
+        self.initial = super().initial_arrays(model)
+        return self.initial
+
+    def model_for(self, precision: Precision, arrays: ArrayRecord) -> ArrayRecord:
+        return self.groups.get(precision, self.initial or arrays)
 
     def checkpoint_state(self) -> StrategyState:
-        state = super().checkpoint_state()
-        state.records.update({f"group-{precision.bits}": model for precision, model in self.groups.items()})
-        return state
+        return StrategyState({f"group-{precision.bits}": model for precision, model in self.groups.items()})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        super().restore_checkpoint_state(state)
         self.groups = {Precision.from_bitwidth(int(bits)): m for bits, m in under_prefix(state.records, "group-").items()}
 
-    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
-        uploads = self.uploads(replies)
+    def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         for precision in {u.precision for u in uploads}:
-            self.groups[precision] = _mean_record([u for u in uploads if u.precision == precision])
+            self.groups[precision] = mean_of([u for u in uploads if u.precision == precision])
         return self.groups[max(self.groups, key=lambda p: p.rank)]
 
 
-class GroupedAvgAsymmetric(FedAvg):
+class GroupedAvgAsymmetric(Strategy):
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
+        self.initial: ArrayRecord | None = None
         self.high_model: ArrayRecord | None = None
         self.all_model: ArrayRecord | None = None
 
-    def model_for(self, precision: Precision, global_arrays: ArrayRecord) -> ArrayRecord:
+    def initial_arrays(self, model: nn.Module) -> ArrayRecord:
+        self.initial = super().initial_arrays(model)
+        return self.initial
+
+    def model_for(self, precision: Precision, arrays: ArrayRecord) -> ArrayRecord:
         chosen = self.high_model if precision.is_high else self.all_model
-        return chosen if chosen is not None else self.initial_arrays or global_arrays
+        return chosen if chosen is not None else self.initial or arrays
 
     def checkpoint_state(self) -> StrategyState:
-        state = super().checkpoint_state()
-        for name, model in (("high", self.high_model), ("all", self.all_model)):
-            if model is not None:
-                state.records[name] = model
-        return state
+        models = {"high": self.high_model, "all": self.all_model}
+        return StrategyState({name: model for name, model in models.items() if model is not None})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        super().restore_checkpoint_state(state)
         self.high_model, self.all_model = state.records.get("high"), state.records.get("all")
 
-    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
-        uploads = self.uploads(replies)
-        self.all_model = _mean_record(uploads)
+    def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
+        self.all_model = mean_of(uploads)
         high = [u for u in uploads if u.precision.is_high]
         if high:
-            self.high_model = _mean_record(high)
+            self.high_model = mean_of(high)
         return self.high_model if self.high_model is not None else self.all_model
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from fedsparse.prune import Kept, first_k, rolling
-from fedsparse.strategies.registry import STRATEGIES, StrategySpec, prunes_model
+from fedsparse.catalog import STRATEGIES, StrategySpec, prunes_model
 from fedsparse.strategies.submodel import SubModelAvg
 
 

@@ -5,25 +5,26 @@ Each round: train the progressive dequantizer on the high-precision weights the 
 holds (the float clients' uploads and the current global model), restore every low-bit
 upload through it, then aggregate selectively (low-bit elements count only where they
 agree in sign with the high-precision mean update). ``dequantizer: false`` uses plain
-scale dequantization; ``selective: false`` averages everything; both off is FedAvg.
+scale dequantization; ``selective: false`` averages everything.
 With no high-precision client in a round, the (dequantized) mean is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.app import ArrayRecord
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
 from fedsparse.quant import FLOAT32, Precision
-from fedsparse.strategies.fedavg import FedAvg, StrategyState, Upload, quantized_copy
-from fedsparse.strategies.registry import STRATEGIES, StrategyContext, StrategySpec
+from fedsparse.capabilities import StrategyState
+from fedsparse.catalog import STRATEGIES, StrategySpec
+from fedsparse.strategy import Strategy, StrategyContext, Upload, quantized_copy
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
 
 
@@ -48,7 +49,7 @@ class ProWDParams(BaseModel):
     )
 
 
-class ProWD(FedAvg):
+class ProWD(Strategy):
     def __init__(self, params: ProWDParams, context: StrategyContext) -> None:
         super().__init__(context)
         self.params = params
@@ -82,7 +83,7 @@ class ProWD(FedAvg):
     ) -> dict[str, np.ndarray]:
         """The model a low-bit client stands for, as the global model plus its update.
 
-        ``from_global`` (METHODS.md): D(θ_l) itself, i.e. update D(θ_l) - θ_global.
+        ``from_global`` (the method's specification): D(θ_l) itself, i.e. update D(θ_l) - θ_global.
         ``from_received``: θ_global + D(θ_l) - D(Q_b(θ_global)), the change from the model
         the client actually received, so the quantization error of its starting point
         (which at 2 bits dwarfs a round of training) is not counted as an update.
@@ -97,9 +98,8 @@ class ProWD(FedAvg):
         restored_received = received_cache[upload.precision]
         return {name: start[name] + (restored[name] - restored_received[name]) for name in start}
 
-    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
-        assert self.round_start is not None, "aggregate_train before configure_train"
-        uploads = self.uploads(replies)
+    def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
+        assert self.round_start is not None, "aggregate before configure_train"
         start = decode_float_state(self.round_start)
         high = [(u.state, u.weight) for u in uploads if u.precision.is_high]
         low_uploads = [u for u in uploads if not u.precision.is_high]
@@ -119,21 +119,13 @@ class ProWD(FedAvg):
             state = weighted_mean([s for s, _ in pairs], [w for _, w in pairs])
         return to_record(state)
 
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        arrays, metrics = super().aggregate_train(server_round, replies)
-        if metrics is not None:
-            metrics.update(self.last_metrics)
-        return arrays, metrics
+    def aggregation_metrics(self) -> dict[str, float]:
+        return self.last_metrics
 
     def checkpoint_state(self) -> StrategyState:
-        state = super().checkpoint_state()
-        state.records["prowd"] = self.state_arrays()
-        return state
+        return StrategyState({"prowd": self.state_arrays()})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        super().restore_checkpoint_state(state)
         self.load_state_arrays(state.records["prowd"])
 
     def state_arrays(self) -> ArrayRecord:
@@ -171,5 +163,5 @@ def _problems(params: BaseModel, server_samples: int) -> list[str]:
 
 STRATEGIES.add(
     "prowd",
-    StrategySpec(ProWDParams, lambda params, ctx: ProWD(params, ctx), problems=_problems),  # type: ignore[arg-type]
+    StrategySpec(ProWDParams, lambda params, ctx: ProWD(params, ctx), problems=_problems),
 )

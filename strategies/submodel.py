@@ -13,6 +13,7 @@ Subclasses say only which rate a client gets and which channels a rate keeps.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Hashable, Iterable, Mapping
 
 import numpy as np
@@ -20,18 +21,14 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from fedsparse import protocol
 from fedsparse.aggregation import to_record
 from fedsparse.prune import ChannelLayout, Kept, SubUpdate, channel_layout, extract, scatter_mean
-from fedsparse.strategies.fedavg import FedAvg
-from fedsparse.strategies.registry import StrategyContext
+from fedsparse.strategy import Strategy, StrategyContext, Upload
 from fedsparse.wire import decode_float_state, encode_at
 
-KEPT = "kept"  # RecordDict key of the kept channel index sets
-PRUNED_RATE = "pruned-rate"  # config key: the rate of the sub-model sent
-WIDTH_SCALE = "width-scale"  # config key: multiply hidden activations by this while training
 
-
-class SubModelAvg(FedAvg):
+class SubModelAvg(Strategy):
     scale_activations = False  # HeteroFL and FedRolex train with the 1/(1-r) scaler
 
     def __init__(self, context: StrategyContext) -> None:
@@ -42,12 +39,13 @@ class SubModelAvg(FedAvg):
         self.sent_train: dict[int, RecordDict] = {}  # client → what its train message carried
 
     # ------------------------------------------------------------ subclasses define
+    @abstractmethod
     def rate_for(self, client: int, server_round: int) -> float:
-        raise NotImplementedError
+        """The pruned rate of ``client``'s sub-model in ``server_round``."""
 
+    @abstractmethod
     def select(self, rate: float, server_round: int, state: Mapping[str, np.ndarray]) -> Kept:
         """The channels a sub-model at ``rate`` keeps, given the model it is cut from."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ what clients get
     def payload_key(self, client: int, server_round: int) -> Hashable:
@@ -60,14 +58,14 @@ class SubModelAvg(FedAvg):
         kept = self.select(rate, server_round, state)
         sub = {name: torch.from_numpy(values) for name, values in extract(state, self.layout, kept).items()}
         client_config = self.client_config(client, config)
-        client_config[PRUNED_RATE] = rate
+        client_config[protocol.PRUNED_RATE] = rate
         if self.scale_activations:
-            client_config[WIDTH_SCALE] = 1.0 / (1.0 - rate)
+            client_config[protocol.WIDTH_SCALE] = 1.0 / (1.0 - rate)
         return RecordDict(
             {
-                self.arrayrecord_key: encode_at(sub, precision),
-                KEPT: kept_record(self.layout.group_layers, kept),
-                self.configrecord_key: client_config,
+                protocol.ARRAYS: encode_at(sub, precision),
+                protocol.KEPT: kept_record(self.layout.group_layers, kept),
+                protocol.CONFIG: client_config,
             }
         )
 
@@ -75,20 +73,19 @@ class SubModelAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         messages = list(super().configure_train(server_round, arrays, config, grid))
-        client_of = self.sampler.directory.client_of
-        self.sent_train = {client_of(msg.metadata.dst_node_id): msg.content for msg in messages}
+        self.sent_train = {self.context.client_of(msg.metadata.dst_node_id): msg.content for msg in messages}
         return messages
 
     def pruned_rate(self, client: int) -> float:
         sent = self.sent_train.get(client)
-        return float(sent[self.configrecord_key][PRUNED_RATE]) if sent is not None else 0.0
+        return float(protocol.config_of(sent)[protocol.PRUNED_RATE]) if sent is not None else 0.0  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ what comes back
-    def aggregate_arrays(self, server_round: int, replies: list[Message]) -> ArrayRecord | None:
+    def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         assert self.round_start is not None
         updates = [
-            SubUpdate(upload.state, read_kept(self.sent_train[upload.client][KEPT], self.layout), upload.weight)
-            for upload in self.uploads(replies)
+            SubUpdate(upload.state, read_kept(self.sent_train[upload.client][protocol.KEPT], self.layout), upload.weight)
+            for upload in uploads
         ]
         return to_record(scatter_mean(decode_float_state(self.round_start), self.layout, updates))
 

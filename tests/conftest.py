@@ -33,13 +33,12 @@ def quickstart_raw() -> dict:
 def server_identity():  # type: ignore[no-untyped-def]
     """Flower stamps every new Message with the process's task identity (set by the
     engine in a real run); unit tests that build Messages by hand set one."""
-    from flwr.common.constant import SUPERLINK_NODE_ID
-    from flwr.supercore.task_identity import TaskIdentity
+    from fedsparse.compat import SUPERLINK_NODE_ID, set_task_identity, task_identity
 
-    saved = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
+    saved = task_identity()
+    set_task_identity(1, 1, SUPERLINK_NODE_ID)
     yield
-    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = saved
+    set_task_identity(*saved)
 
 
 @pytest.fixture

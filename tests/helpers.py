@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 
+from fedsparse import protocol
 from fedsparse.app import make_server_app
 from fedsparse.config import apply_overrides, read_yaml, validate_config
 from fedsparse.engine import run_engine
@@ -35,19 +36,16 @@ def context_for(client_id: int, num_clients: int) -> Context:
 
 def train_message(task: ClientTask, arrays: ArrayRecord, node_id: int, **config: object) -> Message:
     record = task.to_config()
-    record["server-round"] = 1
+    record[protocol.SERVER_ROUND] = 1
     for key, value in config.items():
         record[key] = value  # type: ignore[assignment]
-    content = RecordDict({"arrays": arrays, "config": record})
+    content = RecordDict({protocol.ARRAYS: arrays, protocol.CONFIG: record})
     return Message(content, dst_node_id=node_id, message_type=MessageType.TRAIN)
 
 
 def reply_from(sent: Message, arrays: ArrayRecord | None, metrics: dict) -> Message:
     """A reply as the engine would deliver it: from the node ``sent`` went to."""
-    content = RecordDict({"metrics": MetricRecord(metrics)})
-    if arrays is not None:
-        content["arrays"] = arrays
-    return Message(content, reply_to=sent)
+    return Message(protocol.reply(arrays, metrics), reply_to=sent)
 
 
 def config_record(**values: object) -> ConfigRecord:

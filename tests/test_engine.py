@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedsparse.strategies import STRATEGIES
+from fedsparse.catalog import STRATEGIES
 
 from .helpers import simulate
 

@@ -12,7 +12,7 @@ from flwr.supercore.run import Run
 from fedsparse.inline import InlineGrid
 from fedsparse.ledger import ByteLedger
 from fedsparse.metering import MeteredGrid
-from fedsparse.nodes import IDENTITY
+from fedsparse.protocol import IDENTITY
 
 
 class OneDeadNode(InlineGrid):

@@ -120,7 +120,7 @@ def plan_comparison(
     """Resolve strategies, seeds and target (arguments over the YAML ``compare`` section)
     and validate one config per (strategy, seed); raises :class:`ConfigError` listing
     every fault, each strategy-specific one naming its strategy."""
-    from fedsparse.strategies import STRATEGIES
+    from fedsparse.catalog import STRATEGIES
 
     raw = apply_overrides(read_yaml(Path(config)), list(overrides))
     section = _compare_section(raw.pop("compare", None))

@@ -91,6 +91,12 @@ class TasksConfig(BaseModel):
     def total_rounds(self) -> int:
         return self.num_tasks * self.rounds_per_task
 
+    def num_outputs(self, num_classes: int) -> int:
+        """Head size: classes per task (class_split) or every class (permuted)."""
+        if self.kind == "permuted":
+            return num_classes
+        return int(self.classes_per_task)  # type: ignore[arg-type]
+
     def problems(self, num_classes: int) -> list[str]:
         """Cross-field checks against the dataset; one line per problem, empty if fine."""
         out: list[str] = []
@@ -240,9 +246,7 @@ class ContinualData:
     @property
     def num_outputs(self) -> int:
         """Head size: classes per task (class_split) or every class (permuted)."""
-        if self.config.kind == "permuted":
-            return self.info.num_classes
-        return int(self.config.classes_per_task)  # type: ignore[arg-type]
+        return self.config.num_outputs(self.info.num_classes)
 
     @property
     def num_heads(self) -> int:

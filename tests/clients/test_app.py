@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fedsparse.clients.app import app
-from fedsparse.nodes import CLIENT_ID, IDENTITY
+from fedsparse.protocol import CLIENT_ID, IDENTITY
 from fedsparse.task import ClientTask
 from fedsparse.wire import decode_state, encode_model
 

@@ -10,11 +10,12 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 
 from fedsparse.clients.app import app
-from fedsparse.clients.continual import MODEL_STATE, STRUCTURE, read_knowledge
+from fedsparse import protocol
+from fedsparse.clients.fedweit import NET_STATE, STRUCTURE, FedWeITParams, read_knowledge
+from fedsparse.clients.local import MODEL_STATE
 from fedsparse.config import apply_overrides, read_yaml, validate_config
-from fedsparse.screening import TASK_ACCURACY
-from fedsparse.strategies.fedweit import ADAPTIVE, KNOWLEDGE, LAMBDA1, LAMBDA2, SPARSITY, WEIGHT_DECAY, base_record
-from fedsparse.strategies.local import LEARNER
+from fedsparse.protocol import ADAPTIVE, KNOWLEDGE, TASK_ACCURACY
+from fedsparse.strategies.fedweit import base_record
 from fedsparse.task import ClientTask
 from fedsparse.wire import SPARSE, encode_sparse, encode_sparse_state, float_tensors, sparse_bytes
 
@@ -36,9 +37,10 @@ def digits_task(strategy: str) -> ClientTask:
 
 def fedweit_message(task: ClientTask, server_round: int, base: ArrayRecord, knowledge: ArrayRecord | None = None) -> Message:
     config = task.to_config()
-    config.update({"server-round": server_round, LEARNER: "fedweit", LAMBDA1: 1e-3, LAMBDA2: 100.0,
-                   WEIGHT_DECAY: 1e-4, SPARSITY: 0.3})
-    content = RecordDict({"arrays": encode_sparse_state(float_tensors(base)), "config": ConfigRecord(config)})
+    config[protocol.SERVER_ROUND] = server_round
+    params = FedWeITParams(lambda1=1e-3, lambda2=100.0, weight_decay=1e-4, client_sparsity=0.3)
+    protocol.with_learner(config, "fedweit", params.model_dump())
+    content = RecordDict({protocol.ARRAYS: encode_sparse_state(float_tensors(base)), protocol.CONFIG: config})
     if knowledge is not None:
         content[KNOWLEDGE] = knowledge
     return Message(content, dst_node_id=1000, message_type=MessageType.TRAIN)
@@ -53,7 +55,7 @@ def test_fedweit_client_keeps_its_state_across_rounds_and_a_task_boundary(server
         reply = app(fedweit_message(task, server_round, base), context)
         assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
         replies.append(reply)
-        states.append(context.state[MODEL_STATE].to_torch_state_dict())
+        states.append(context.state[NET_STATE].to_torch_state_dict())
     structure = dict(context.state.config_records[STRUCTURE])
     first, second = task.continual_data().streams[0]
     assert structure == {"tasks": [first, second], "finished": [first], "knowledge": 0}
@@ -69,10 +71,10 @@ def test_fedweit_client_keeps_its_state_across_rounds_and_a_task_boundary(server
         assert torch.equal(values, states[1][name.replace(".base", f".adaptive.{first}")])  # what it keeps
     assert 0 < nonzero < total
     # round 3 learns the second task and still reports the first from the stored weights
-    accuracies = replies[2].content["metrics"][TASK_ACCURACY]
+    accuracies = replies[2].content[protocol.METRICS][TASK_ACCURACY]
     assert len(accuracies) == 2 and accuracies[0] > 0.9
     for reply in replies:
-        upload = reply.content["arrays"]
+        upload = reply.content[protocol.ARRAYS]
         for name, array in upload.items():
             values = float_tensors(ArrayRecord({name: array}))[name]
             dropped = (values.reshape(values.shape[0], -1) == 0).all(dim=1)
@@ -85,8 +87,9 @@ def test_the_local_learner_trains_its_own_model_and_sends_no_arrays(server_ident
     snapshots = []
     for server_round in (1, 2):
         config = task.to_config()
-        config.update({"server-round": server_round, LEARNER: "local"})
-        message = Message(RecordDict({"config": ConfigRecord(config)}), dst_node_id=1001, message_type=MessageType.TRAIN)
+        config[protocol.SERVER_ROUND] = server_round
+        protocol.with_learner(config, "local")
+        message = Message(RecordDict({protocol.CONFIG: config}), dst_node_id=1001, message_type=MessageType.TRAIN)
         reply = app(message, context)
         assert not reply.has_error() and not reply.content.array_records
         snapshots.append({k: v.clone() for k, v in context.state[MODEL_STATE].to_torch_state_dict().items()})

@@ -7,7 +7,7 @@ from torch import nn
 
 from fedsparse.models import build_model
 from fedsparse.prune import ParamAxes, channel_layout
-from fedsparse.strategies.registry import prunes_model
+from fedsparse.catalog import prunes_model
 
 
 def test_cnn_wiring() -> None:

@@ -9,7 +9,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.quant import FLOAT32, Precision, fake_quantize
-from fedsparse.strategies import STRATEGIES, StrategyContext
+from fedsparse.catalog import STRATEGIES
+from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.prowd import ProWDParams
 from fedsparse.wire import encode_at, float_tensors
 

@@ -4,7 +4,8 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MessageType
 
 from fedsparse.nodes import ClientSampler, NodeDirectory
-from fedsparse.strategies import STRATEGIES, StrategyContext
+from fedsparse.catalog import STRATEGIES
+from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.fedprox import FedProxParams
 
 from ..helpers import reply_from

@@ -12,7 +12,8 @@ from fedsparse.data import TasksConfig
 from fedsparse.ledger import message_bytes
 from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.screening import screen_replies
-from fedsparse.strategies import STRATEGIES, StrategyContext
+from fedsparse.catalog import STRATEGIES
+from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.fedweit import ADAPTIVE, KNOWLEDGE, unit_mean
 from fedsparse.wire import SPARSE, encode_sparse, encode_sparse_state, float_tensors, sparse_bytes
 

@@ -13,7 +13,8 @@ from torch import nn
 from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.quant import FLOAT32, Precision
 from fedsparse.screening import screen_replies
-from fedsparse.strategies import STRATEGIES, StrategyContext
+from fedsparse.catalog import STRATEGIES
+from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.submodel import KEPT, PRUNED_RATE, WIDTH_SCALE
 from fedsparse.wire import BITPACKED, encode_state, float_tensors
 

@@ -1,0 +1,29 @@
+"""Local learning's client half: the client's own multi-head model, kept in its node
+state between rounds; nothing but metrics goes back."""
+
+from __future__ import annotations
+
+from flwr.app import ArrayRecord, RecordDict
+
+from fedsparse import protocol
+from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
+from fedsparse.clients.streams import ClientStream
+from fedsparse.models.multihead import MultiHeadNet
+
+MODEL_STATE = "local.model"  # Context.state record: the client's own model tensors
+
+
+@LEARNERS.register("local")
+class LocalLearner(Learner):
+    def train(self, job: ClientJob) -> RecordDict:
+        stream = ClientStream(job)
+        state = job.context.state
+        model = job.task.initial_model()
+        assert isinstance(model, MultiHeadNet)
+        if MODEL_STATE in state.array_records:
+            model.load_state_dict(state.array_records[MODEL_STATE].to_torch_state_dict())
+        model.select(stream.pool_id)
+        stats = stream.train(model)
+        accuracies = stream.task_accuracies(model)
+        state[MODEL_STATE] = ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        return protocol.reply(None, stream.metrics(stats, accuracies))

@@ -1,0 +1,66 @@
+"""A client's view of its task stream in the current round, for task-stream learners.
+
+The round number says which task of its stream a client learns (``data.tasks``:
+``rounds_per_task`` rounds each); after training it reports its accuracy on every task
+it has seen so far (``task-accuracy``, in stream order), on that task's test set with
+that task's head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fedsparse import protocol
+from fedsparse.clients.learner import ClientJob
+from fedsparse.data import ContinualData
+from fedsparse.decompose import DecomposedNet
+from fedsparse.models.multihead import MultiHeadNet
+from fedsparse.training import Stats, evaluate, fit
+
+
+class ClientStream:
+    """One client's task stream at the round its message belongs to."""
+
+    def __init__(self, job: ClientJob) -> None:
+        self.job = job
+        self.server_round = protocol.server_round(job.config)
+        self.data: ContinualData = job.task.continual_data(job.data_path)
+        self.stage = self.data.stage_of_round(self.server_round)
+        self.current = self.data.task(job.client, self.stage)
+
+    @property
+    def pool_id(self) -> int:
+        return self.current.spec.pool_id
+
+    @property
+    def ends_task(self) -> bool:
+        return self.data.is_last_round_of_stage(self.server_round)
+
+    @property
+    def has_next_task(self) -> bool:
+        return self.stage + 1 < self.data.config.num_tasks
+
+    def train(self, model: torch.nn.Module, regularizer: Callable[[], torch.Tensor] | None = None) -> Stats:
+        """Local epochs on the current task's training split, trainable parameters only."""
+        generator = torch.Generator().manual_seed(self.job.seed())
+        return fit(
+            model, self.current.train, self.job.task.training, generator=generator, device=self.job.device,
+            regularizer=regularizer,
+        )
+
+    def task_accuracies(self, model: MultiHeadNet | DecomposedNet) -> list[float]:
+        """Accuracy on each task of the stream so far (this one included), with its head."""
+        accuracies = []
+        for stage in range(self.stage + 1):
+            seen = self.data.task(self.job.client, stage)
+            model.select(seen.spec.pool_id)
+            accuracies.append(evaluate(model, seen.test, self.job.device).accuracy)
+        return accuracies
+
+    def metrics(self, stats: Stats, accuracies: list[float]) -> dict[str, Any]:
+        return protocol.train_metrics(
+            stats.num_examples, stats.loss, stats.accuracy, **{protocol.TASK_ACCURACY: accuracies}
+        )

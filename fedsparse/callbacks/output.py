@@ -1,0 +1,91 @@
+"""What a run leaves behind and shows: the latest evaluation, metrics rows and the
+summary, checkpoints, and the live progress display."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from fedsparse.callbacks.base import Callback, RoundResult
+from fedsparse.checkpoint import checkpoint_path, save_checkpoint, with_rng
+from fedsparse.progress import RoundProgress
+from fedsparse.results import RunWriter
+from fedsparse.rows import round_row
+
+if TYPE_CHECKING:
+    from fedsparse.server import RoundLoop
+
+
+class FinalMetrics(Callback):
+    """The latest value of every evaluated metric, for the summary's ``final_*`` fields."""
+
+    key = "final"
+
+    def __init__(self) -> None:
+        self.final: dict[str, Any] = {}
+
+    def after_round(self, result: RoundResult) -> None:
+        self.final.update(result.evaluation)
+
+    def on_train_end(self, summary: dict[str, Any]) -> None:
+        summary["final_accuracy"] = self.final.get("accuracy")
+        summary["final_loss"] = self.final.get("loss")
+        summary["final_accuracy_by_bitwidth"] = self.final.get("accuracy_by_bitwidth")
+
+    def checkpoint_values(self) -> Any:
+        return self.final
+
+    def restore_values(self, values: Any) -> None:
+        self.final = dict(values)
+
+
+class MetricsWriter(Callback):
+    """One ``metrics.jsonl`` line per round (:func:`fedsparse.rows.round_row` and the
+    evaluation), ``summary.json`` at the end."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+
+    def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
+        self.loop = loop
+
+    def after_round(self, result: RoundResult) -> None:
+        row = round_row(self.loop, result.server_round, result.outcome, time.perf_counter() - result.started)
+        self.writer.append_round({**row, **result.evaluation})
+
+    def on_train_end(self, summary: dict[str, Any]) -> None:
+        self.writer.write_summary(summary)
+
+
+class Checkpointer(Callback):
+    """After every round, the whole state the next round depends on, in one file."""
+
+    def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
+        self.loop = loop
+
+    def after_round(self, result: RoundResult) -> None:
+        checkpoint = self.loop.checkpoint(result.server_round)
+        save_checkpoint(checkpoint_path(self.loop.writer.run_dir), with_rng(checkpoint))
+
+
+class ProgressDisplay(Callback):
+    """Round, accuracy and cumulative MB on the terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: RoundProgress | None = None
+
+    def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
+        self.ledger = loop.ledger
+        self.progress = RoundProgress(loop.federation.cfg.federation.rounds, self.enabled, done=first_round - 1)
+        self.progress.start()
+
+    def after_round(self, result: RoundResult) -> None:
+        assert self.progress is not None
+        megabytes = (self.ledger.total("up") + self.ledger.total("down")) / 1e6
+        self.progress.update(result.server_round, result.evaluation.get("accuracy"), megabytes)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,97 @@
+"""Every use of Flower's internals, in one place.
+
+fedsparse runs on Flower's public API (``flwr.app``, ``flwr.serverapp``,
+``flwr.clientapp``, ``flwr.simulation``) except for what this module wraps: pieces of
+Flower's own engines that an in-process engine and a deployment guard need to behave
+exactly as Flower does. ``tests/test_compat.py`` checks each against the installed
+Flower, so an upgrade that moves one fails there, naming what to update, and nowhere
+else. They are those of Flower 1.41.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flwr.app import Error, Message
+from flwr.clientapp.client_app import ClientAppException
+from flwr.common.config import get_project_dir
+from flwr.common.constant import (
+    NODE_ID_NUM_BYTES,
+    NUM_PARTITIONS_KEY,
+    PARTITION_ID_KEY,
+    RUN_ID_NUM_BYTES,
+    SUPERLINK_NODE_ID,
+    TASK_ID_NUM_BYTES,
+    ErrorCode,
+)
+from flwr.server.utils.validator import validate_message
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+__all__ = [
+    "NODE_ID_NUM_BYTES",
+    "NUM_PARTITIONS_KEY",
+    "PARTITION_ID_KEY",
+    "SUPERLINK_NODE_ID",
+    "Run",
+    "app_dir",
+    "client_app_error",
+    "lacks_query_handler",
+    "new_run",
+    "random_id",
+    "set_message_id",
+    "validate_message",
+]
+
+# What Flower's ClientApp answers to a message type it has no handler for
+# (flwr/clientapp/client_app.py): the node runs, but cannot identify itself.
+NO_QUERY_HANDLER = "No query function registered"
+
+
+def lacks_query_handler(error_reason: str) -> bool:
+    """Whether an error reply says the node's ClientApp has no query handler."""
+    return NO_QUERY_HANDLER in error_reason
+
+
+def set_message_id(message: Message, message_id: str) -> None:
+    """Give ``message`` an id, as Flower's LinkState does when a message is stored."""
+    message.metadata.__dict__["_message_id"] = message_id
+
+
+def random_id(num_bytes: int) -> int:
+    """A random unsigned id as Flower draws them (its helper's module imports the whole
+    LinkState stack), never 0 or the SuperLink's own node id."""
+    while (value := int.from_bytes(os.urandom(num_bytes), "little")) in (0, SUPERLINK_NODE_ID):
+        pass
+    return value
+
+
+def new_run() -> Run:
+    """A run with fresh ids, set as this process's task identity (Flower stamps every
+    new Message with it), as ``flwr.simulation.run_simulation`` sets one up."""
+    run = Run.create_empty(run_id=random_id(RUN_ID_NUM_BYTES))
+    run.primary_task_id = random_id(TASK_ID_NUM_BYTES)
+    set_task_identity(run.run_id, run.primary_task_id, SUPERLINK_NODE_ID)
+    return run
+
+
+def task_identity() -> tuple[int | None, int | None, int | None]:
+    """The process's task identity (run id, task id, node id), to put back later."""
+    return TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id
+
+
+def set_task_identity(run_id: int | None, task_id: int | None, node_id: int | None) -> None:
+    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = run_id, task_id, node_id
+
+
+def client_app_error(error: Exception, reply_to: Message) -> Message:
+    """The error reply Flower's engines send when a ClientApp raises."""
+    wrapped = ClientAppException(str(error))
+    reason = f"{type(wrapped)}:<'{wrapped}'>"
+    return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=reply_to)
+
+
+def app_dir(run: Run) -> Path:
+    """Where Flower installed a run's FAB (the rule its own loader uses)."""
+    return Path(get_project_dir(run.fab_id, run.fab_version, run.fab_hash))

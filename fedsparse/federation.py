@@ -1,0 +1,108 @@
+"""The facts of one federation that the round loop and its callbacks share.
+
+Built once from the config: the client task, the data the server holds (the test split
+and the held-out samples, or the clients' task streams), each client's number format and
+simulated device, the model every party starts from, and the simulation clock's view of
+a client's round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flwr.app import Message
+
+from fedsparse import protocol
+from fedsparse.clock import SimulationClock
+from fedsparse.config import ExperimentConfig
+from fedsparse.data import ArrayDataset, ContinualData
+from fedsparse.devices import client_devices, client_precisions, client_widths, precision_of
+from fedsparse.ledger import ByteLedger
+from fedsparse.nodes import ClientSampler, NodeDirectory
+from fedsparse.quant import Precision
+from fedsparse.strategy import StrategyContext
+from fedsparse.task import ClientTask
+from fedsparse.training import pick_device
+
+
+class Federation:
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self.task = ClientTask.from_experiment(cfg)
+        self.device = pick_device(self.task.use_gpu)
+        fed = cfg.federation
+        # a continual run's data are the clients' task streams; otherwise partitions and a test set
+        self.streams: ContinualData | None = self.task.continual_data() if cfg.data.tasks is not None else None
+        self.test_set: ArrayDataset | None = None
+        self.server_data: ArrayDataset | None = None
+        self.train_sizes: list[int] = []
+        if self.streams is None:
+            data = self.task.federated_data()
+            self.test_set, self.server_data = data.test, data.server
+            self.train_sizes = [data.train_size(client) for client in range(fed.num_clients)]
+        self.model = self.task.initial_model()
+        self.precisions = tuple(
+            client_precisions(fed.num_clients, [p.bitwidth for p in fed.profiles], [p.share for p in fed.profiles])
+        )
+        # every format present, evaluated each round; least precise first
+        self.eval_precisions = sorted(set(self.precisions), key=lambda p: p.rank)
+        info = self.streams.info if self.streams is not None else data.info
+        self.clock = SimulationClock(
+            client_devices(fed.num_clients, fed.profiles),
+            reference_flops=fed.reference_gflops * 1e9,
+            input_shape=info.input_shape,
+            build_model=self.task.build_model,
+        )
+
+    def precision_of(self, client: int) -> Precision:
+        return precision_of(self.precisions, client)
+
+    def strategy_context(self, directory: NodeDirectory) -> StrategyContext:
+        fed = self.cfg.federation
+        return StrategyContext(
+            sampler=ClientSampler(directory, fed.clients_per_round, self.cfg.seed),
+            client_eval=fed.client_eval_every > 0,
+            precisions=self.precisions,
+            build_model=self.task.build_model,
+            server_data=self.server_data,
+            seed=self.cfg.seed,
+            widths=tuple(client_widths(fed.num_clients, fed.profiles)),
+            tasks=self.cfg.data.tasks,
+        )
+
+    def train_size(self, client: int, server_round: int) -> int:
+        """Samples ``client`` trains on in ``server_round``: its partition, or its current task's share."""
+        if self.streams is None:
+            return self.train_sizes[client]
+        return self.streams.train_size(client, self.streams.stage_of_round(server_round))
+
+    def example_limit(self, client: int, server_round: int) -> int | None:
+        """The bound on a client's ``num-examples``; none for an id outside the federation."""
+        return self.train_size(client, server_round) if 0 <= client < self.cfg.federation.num_clients else None
+
+    def client_seconds(
+        self, messages: Sequence[Message], directory: NodeDirectory, ledger: ByteLedger, server_round: int
+    ) -> dict[int, float]:
+        """Simulated seconds of every client asked to train in ``server_round``.
+
+        Compute: training FLOPs of the model it was sent (a sub-model counts as such) on
+        its partition for the configured epochs; transfer: the bytes the ledger saw it
+        receive and send this round. A client whose reply was rejected still took that
+        time: a synchronous server waited for it.
+        """
+        moved = ledger.round_clients(server_round)
+        full_model = tuple((name, tuple(t.shape)) for name, t in self.model.state_dict().items())
+        seconds = {}
+        for message in messages:
+            client = directory.client_of(message.metadata.dst_node_id)
+            sent = message.content.array_records.get(protocol.ARRAYS)  # none: the client trains its own model
+            shapes = full_model if sent is None else tuple((name, tuple(a.shape)) for name, a in sent.items())
+            traffic = moved.get(client, {})
+            seconds[client] = self.clock.client_seconds(
+                client,
+                shapes,
+                samples=self.train_size(client, server_round),
+                epochs=self.cfg.federation.local_epochs,
+                bytes_moved=traffic.get("bytes_up", 0) + traffic.get("bytes_down", 0),
+            )
+        return seconds

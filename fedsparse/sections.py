@@ -1,0 +1,53 @@
+"""The config sections a client needs: data, model and local training.
+
+They are part of the experiment config (:mod:`fedsparse.config`) and travel to every
+client as they are, inside the client task (:class:`fedsparse.task.ClientTask`), so a
+new field here reaches the clients with no other edit. This module imports no strategy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedsparse.data.partition import PartitionConfig
+from fedsparse.data.sources import DATASETS
+from fedsparse.data.tasks import TasksConfig
+from fedsparse.models import MODELS
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    dataset: Literal[tuple(DATASETS.names())] = "digits"  # type: ignore[valid-type]
+    path: str | None = Field(None, description="local folder (mnist, fashion_mnist)")
+    partition: PartitionConfig = PartitionConfig()
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
+    server_samples: int = Field(
+        0, ge=0, description="training samples held out for the server (e.g. ProWD's distillation buffer)"
+    )
+    tasks: TasksConfig | None = Field(
+        None, description="continual learning: each client learns a stream of tasks (partition is then unused)"
+    )
+
+
+class ModelConfig(Strict):
+    name: Literal[tuple(MODELS.names())] = "cnn"  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingConfig(Strict):
+    """A client's local training (the ``federation`` section's fields that clients use)."""
+
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)

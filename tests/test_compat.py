@@ -1,0 +1,62 @@
+"""Flower's internals that fedsparse uses, checked against the installed Flower.
+
+Everything here goes through :mod:`fedsparse.compat`; when a Flower upgrade moves or
+changes one of them, the test that fails names it and says what to update.
+"""
+
+from __future__ import annotations
+
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedsparse import compat
+
+
+def test_a_client_app_without_query_handler_answers_with_the_text_compat_matches(server_identity) -> None:  # type: ignore[no-untyped-def]
+    app = ClientApp()
+    query = Message(RecordDict({"q": ConfigRecord()}), dst_node_id=5, message_type=MessageType.QUERY)
+    context = Context(run_id=1, node_id=5, node_config={}, state=RecordDict(), run_config={})
+    try:
+        reply = app(query, context)
+        reason = reply.error.reason if reply.has_error() else ""
+    except Exception as error:  # Flower raises; its engines turn that into the error reply
+        reason = str(error)
+    assert compat.lacks_query_handler(reason), (
+        f"Flower's ClientApp now says {reason!r} for a missing query handler: update compat.NO_QUERY_HANDLER"
+    )
+
+
+def test_message_ids_can_be_set_as_linkstate_sets_them(server_identity) -> None:  # type: ignore[no-untyped-def]
+    message = Message(RecordDict(), dst_node_id=5, message_type=MessageType.TRAIN)
+    compat.set_message_id(message, "abc")
+    assert message.metadata.message_id == "abc", "Message.metadata keeps its id elsewhere now: update compat.set_message_id"
+
+
+def test_new_run_sets_the_task_identity_new_messages_are_stamped_with() -> None:
+    saved = compat.task_identity()
+    try:
+        run = compat.new_run()
+        message = Message(RecordDict(), dst_node_id=5, message_type=MessageType.TRAIN)
+        assert message.metadata.run_id == run.run_id, "Flower stamps messages differently: update compat.new_run"
+        assert compat.task_identity() == (run.run_id, run.primary_task_id, compat.SUPERLINK_NODE_ID)
+    finally:
+        compat.set_task_identity(*saved)
+
+
+def test_validate_message_and_client_errors_keep_their_shape(server_identity) -> None:  # type: ignore[no-untyped-def]
+    message = Message(RecordDict(), dst_node_id=5, message_type=MessageType.TRAIN)
+    compat.set_message_id(message, "m1")
+    assert isinstance(compat.validate_message(message, is_reply_message=False), list)
+    reply = compat.client_app_error(ValueError("boom"), message)
+    assert reply.has_error() and "boom" in reply.error.reason
+    assert reply.metadata.reply_to_message_id == "m1"
+
+
+def test_app_dir_follows_flowers_install_layout(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path))
+    run = compat.Run.create_empty(run_id=7)
+    run.fab_id, run.fab_version, run.fab_hash = "fedsparse/fedsparse", "0.1.0", "0123456789abcdef"
+    path = compat.app_dir(run)
+    assert path.is_relative_to(tmp_path) and "fedsparse" in str(path), (
+        f"Flower installs apps elsewhere now ({path}): update compat.app_dir"
+    )
