@@ -25,7 +25,7 @@ from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.wire import encode_sparse_state, float_tensors
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 NET_STATE = "fedweit.net"  # Context.state record: the decomposed net's tensors
 STRUCTURE = "fedweit.structure"  # Context.state record: its tasks and roles

@@ -20,7 +20,7 @@ from flwr.app import ConfigRecord, Context
 from fedsparse import protocol
 from fedsparse.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 _KEEP = 2
 _NAME = re.compile(r"round-(\d+)\.safetensors")

@@ -34,7 +34,7 @@ from fedsparse import protocol
 from fedsparse.compat import Run, app_dir
 from fedsparse.config import ConfigError, ExperimentConfig, validate_config
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 RUNS_ROOT_ENV = "FEDSPARSE_RUNS_ROOT"
 DEFAULT_RUNS_ROOT = "runs"

@@ -55,7 +55,7 @@ from fedsparse.compat import (
     validate_message,
 )
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 
 def client_threads(num_cpus: float) -> int:

@@ -26,7 +26,7 @@ from flwr.serverapp import Grid
 from fedsparse.compat import lacks_query_handler
 from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_PARTITIONS, PROFILE
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 
 

@@ -23,7 +23,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from fedsparse import protocol
 from fedsparse.wire import float_values
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 NUM_EXAMPLES = protocol.NUM_EXAMPLES
 BITWIDTH = protocol.BITWIDTH

@@ -44,7 +44,7 @@ from fedsparse.results import RunWriter
 from fedsparse.screening import screen_replies
 from fedsparse.strategy import Strategy
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 
 class FederationError(RuntimeError):

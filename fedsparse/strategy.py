@@ -46,7 +46,7 @@ from fedsparse.nodes import ClientSampler
 from fedsparse.quant import Precision
 from fedsparse.wire import decode_float_state, encode_at, encode_model, float_tensors
 
-log = logging.getLogger("fedsparse")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ a group that has not trained yet still holds the model of round 1.
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
 from pydantic import BaseModel, ConfigDict
-from torch import nn
 
 from fedsparse.capabilities import StrategyState, under_prefix
 from fedsparse.catalog import STRATEGIES, StrategySpec
@@ -26,23 +28,40 @@ class GroupedParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class GroupedAvg(Strategy):
+class KeepsFirstModel(Strategy):
+    """Remembers the model of round 1 (checkpointed as ``initial``), which a group that
+    has not trained yet still holds."""
+
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
-        self.initial: ArrayRecord | None = None  # the model of round 1, until a group has its own
-        self.groups: dict[Precision, ArrayRecord] = {}
+        self.initial: ArrayRecord | None = None
 
-    def initial_arrays(self, model: nn.Module) -> ArrayRecord:
-        self.initial = super().initial_arrays(model)
-        return self.initial
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        if self.initial is None:
+            self.initial = arrays
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def with_first_model(self, models: dict[str, ArrayRecord | None]) -> StrategyState:
+        """A checkpoint of ``models`` (those that exist) and the model of round 1."""
+        models = {**models, "initial": self.initial}
+        return StrategyState({name: model for name, model in models.items() if model is not None})
+
+
+class GroupedAvg(KeepsFirstModel):
+    def __init__(self, context: StrategyContext) -> None:
+        super().__init__(context)
+        self.groups: dict[Precision, ArrayRecord] = {}
 
     def model_for(self, precision: Precision, arrays: ArrayRecord) -> ArrayRecord:
         return self.groups.get(precision, self.initial or arrays)
 
     def checkpoint_state(self) -> StrategyState:
-        return StrategyState({f"group-{precision.bits}": model for precision, model in self.groups.items()})
+        return self.with_first_model({f"group-{precision.bits}": model for precision, model in self.groups.items()})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
+        self.initial = state.records.get("initial")
         self.groups = {Precision.from_bitwidth(int(bits)): m for bits, m in under_prefix(state.records, "group-").items()}
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
@@ -51,26 +70,21 @@ class GroupedAvg(Strategy):
         return self.groups[max(self.groups, key=lambda p: p.rank)]
 
 
-class GroupedAvgAsymmetric(Strategy):
+class GroupedAvgAsymmetric(KeepsFirstModel):
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
-        self.initial: ArrayRecord | None = None
         self.high_model: ArrayRecord | None = None
         self.all_model: ArrayRecord | None = None
-
-    def initial_arrays(self, model: nn.Module) -> ArrayRecord:
-        self.initial = super().initial_arrays(model)
-        return self.initial
 
     def model_for(self, precision: Precision, arrays: ArrayRecord) -> ArrayRecord:
         chosen = self.high_model if precision.is_high else self.all_model
         return chosen if chosen is not None else self.initial or arrays
 
     def checkpoint_state(self) -> StrategyState:
-        models = {"high": self.high_model, "all": self.all_model}
-        return StrategyState({name: model for name, model in models.items() if model is not None})
+        return self.with_first_model({"high": self.high_model, "all": self.all_model})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
+        self.initial = state.records.get("initial")
         self.high_model, self.all_model = state.records.get("high"), state.records.get("all")
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:

@@ -16,6 +16,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedsparse import protocol
 from fedsparse.clients import app as honest
 
 app = ClientApp()
@@ -42,7 +43,7 @@ def _replace_first(arrays: ArrayRecord, change) -> ArrayRecord:  # type: ignore[
 
 @app.train()
 def train(message: Message, context: Context) -> Message:
-    cid = honest.client_id(context)
+    cid = int(context.node_config[protocol.PARTITION_ID])
     server_round = int(message.content["config"]["server-round"])
     if cid == 5 or (server_round == 2 and cid in (6, 7)):
         raise RuntimeError(f"device {cid} crashed")
@@ -69,6 +70,6 @@ slow_app.query()(honest.identify)
 
 @slow_app.train()
 def slow_train(message: Message, context: Context) -> Message:
-    if honest.client_id(context) == SLOW_CLIENT and int(message.content["config"]["server-round"]) == 1:
+    if int(context.node_config[protocol.PARTITION_ID]) == SLOW_CLIENT and int(message.content["config"]["server-round"]) == 1:
         time.sleep(SLOW_SECONDS)
     return honest.train(message, context)

@@ -65,7 +65,7 @@ def test_evaluate_and_identify(quickstart_cfg, server_identity) -> None:  # type
 
 def _quantized_start(task: ClientTask, bitwidth: int):  # type: ignore[no-untyped-def]
     from fedsparse.quant import Precision
-    from fedsparse.strategies.fedavg import quantized_copy
+    from fedsparse.strategy import quantized_copy
 
     return quantized_copy(encode_model(task.build_model()), Precision.from_bitwidth(bitwidth))
 
@@ -93,7 +93,7 @@ def test_fedpaq_clients_upload_a_stochastically_quantized_difference(quickstart_
     task = ClientTask.from_experiment(quickstart_cfg)
     start = _quantized_start(task, 8)
     weights = app(train_message(task, start, 1001, bitwidth=8), context_for(1, 10)).content["arrays"]
-    delta = app(train_message(task, start, 1001, bitwidth=8, upload="delta"), context_for(1, 10)).content["arrays"]
+    delta = app(train_message(task, start, 1001, bitwidth=8, learner="fedpaq"), context_for(1, 10)).content["arrays"]
     trained, received, step = float_tensors(weights), float_tensors(start), float_tensors(delta)
     moved = {k: trained[k] - received[k] for k in trained}
     # the same training; the upload is its difference, up to one 8-bit step per element

@@ -92,7 +92,7 @@ def test_grouped_avg_asym_sends_low_bit_clients_the_all_client_mean(server_ident
 def test_fedpaq_adds_the_mean_uploaded_difference(server_identity) -> None:  # type: ignore[no-untyped-def]
     strategy = _strategy("fedpaq")
     sent, arrays = _round(strategy, START, [[0.1, 0.0, -0.2, 0.05]] * 4)
-    assert all(m.content["config"]["upload"] == "delta" for m in sent)
+    assert all(m.content["config"]["learner"] == "fedpaq" for m in sent)
     deltas = [_q([0.1, 0.0, -0.2, 0.05], p) for p in PRECISIONS]
     np.testing.assert_allclose(_values(arrays), np.array(START, np.float32) + sum(deltas) / 4, rtol=1e-6)
 

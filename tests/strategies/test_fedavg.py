@@ -21,7 +21,7 @@ def test_configure_train_sends_the_model_to_the_sampled_clients(server_identity)
     strategy = _strategy("fedprox", FedProxParams(mu=0.3))
     arrays = ArrayRecord({"w": Array(np.ones(3, np.float32))})
     messages = list(strategy.configure_train(4, arrays, ConfigRecord({"task": "{}"}), grid=None))
-    assert [m.metadata.dst_node_id for m in messages] == strategy.sampler.sample(4)
+    assert [m.metadata.dst_node_id for m in messages] == strategy.context.sampler.sample(4)
     for msg in messages:
         assert msg.metadata.message_type == MessageType.TRAIN
         assert msg.content["config"]["server-round"] == 4

@@ -14,7 +14,8 @@ from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.screening import screen_replies
 from fedsparse.catalog import STRATEGIES
 from fedsparse.strategy import StrategyContext
-from fedsparse.strategies.fedweit import ADAPTIVE, KNOWLEDGE, unit_mean
+from fedsparse.protocol import ADAPTIVE, KNOWLEDGE
+from fedsparse.strategies.fedweit import unit_mean
 from fedsparse.wire import SPARSE, encode_sparse, encode_sparse_state, float_tensors, sparse_bytes
 
 from ..helpers import reply_from

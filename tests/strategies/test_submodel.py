@@ -15,7 +15,7 @@ from fedsparse.quant import FLOAT32, Precision
 from fedsparse.screening import screen_replies
 from fedsparse.catalog import STRATEGIES
 from fedsparse.strategy import StrategyContext
-from fedsparse.strategies.submodel import KEPT, PRUNED_RATE, WIDTH_SCALE
+from fedsparse.protocol import KEPT, PRUNED_RATE, WIDTH_SCALE
 from fedsparse.wire import BITPACKED, encode_state, float_tensors
 
 from ..helpers import reply_from
