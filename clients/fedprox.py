@@ -28,5 +28,5 @@ def proximal_term(model: torch.nn.Module, mu: float) -> Regularizer:
 @LEARNERS.register("fedprox")
 class ProximalLearner(PlainLearner):
     def regularizer(self, job: ClientJob, model: torch.nn.Module) -> Regularizer | None:
-        mu = float(job.config.get(protocol.PROXIMAL_MU, 0.0))  # type: ignore[arg-type]
+        mu = float(job.config.get(protocol.PROXIMAL_MU, 0.0))
         return proximal_term(model, mu) if mu > 0 else None

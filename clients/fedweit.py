@@ -92,7 +92,7 @@ def restore_net(job: ClientJob) -> DecomposedNet:
 
 def save_net(net: DecomposedNet, context: Context) -> None:
     context.state[NET_STATE] = ArrayRecord({k: v.detach().cpu() for k, v in net.state_dict().items()})
-    context.state[STRUCTURE] = ConfigRecord(net.structure())
+    context.state[STRUCTURE] = ConfigRecord(dict(net.structure()))
 
 
 @LEARNERS.register("fedweit")
@@ -108,7 +108,9 @@ class FedWeITLearner(Learner):
             knowledge = read_knowledge(job.message.content.array_records.get(protocol.KNOWLEDGE), net.base_shapes())
             net.add_task(stream.pool_id, knowledge)
         net.select(stream.pool_id)
-        stats = stream.train(net, regularizer=lambda: net.regularizer(params.lambda1, params.lambda2, params.weight_decay))
+        stats = stream.train(
+            net, regularizer=lambda: net.regularizer(params.lambda1, params.lambda2, params.weight_decay)
+        )
         accuracies = stream.task_accuracies(net)
         base = encode_sparse_state(net.sparse_base(params.client_sparsity))
         extra = {}

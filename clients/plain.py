@@ -61,7 +61,7 @@ class PlainLearner(Learner):
         model = job.received_model()
         received = {name: t.clone() for name, t in model.state_dict().items()} if self.keeps_received else {}
         model.to(job.device)
-        width_scale = float(job.config.get(protocol.WIDTH_SCALE, 1.0))  # type: ignore[arg-type]
+        width_scale = float(job.config.get(protocol.WIDTH_SCALE, 1.0))
         with quantization_aware(model, precision), scaled_activations(model, width_scale):
             stats = fit(
                 model,
@@ -72,7 +72,9 @@ class PlainLearner(Learner):
                 regularizer=self.regularizer(job, model),
             )
         trained = {name: t.cpu() for name, t in model.state_dict().items()}
-        metrics = protocol.train_metrics(stats.num_examples, stats.loss, stats.accuracy, **{protocol.BITWIDTH: precision.bits})
+        metrics = protocol.train_metrics(
+            stats.num_examples, stats.loss, stats.accuracy, **{protocol.BITWIDTH: precision.bits}
+        )
         return protocol.reply(self.upload(job, trained, received, precision), metrics)
 
     def train_stream(self, job: ClientJob) -> RecordDict:

@@ -47,7 +47,11 @@ class ClientStream:
         """Local epochs on the current task's training split, trainable parameters only."""
         generator = torch.Generator().manual_seed(self.job.seed())
         return fit(
-            model, self.current.train, self.job.task.training, generator=generator, device=self.job.device,
+            model,
+            self.current.train,
+            self.job.task.training,
+            generator=generator,
+            device=self.job.device,
             regularizer=regularizer,
         )
 

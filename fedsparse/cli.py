@@ -47,9 +47,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _run_dir(args: argparse.Namespace, cfg) -> Path:  # type: ignore[no-untyped-def]
     if args.out:
         return Path(args.out)
-    name = cfg.output.name or (
-        f"{Path(args.config).stem}-{cfg.strategy.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    name = cfg.output.name or (f"{Path(args.config).stem}-{cfg.strategy.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     return Path(cfg.output.dir) / name
 
 
@@ -60,8 +58,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         cfg = _load(args)
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
-    print(f"{args.config}: ok ({cfg.strategy.name}, {cfg.data.dataset}, "
-          f"{cfg.federation.num_clients} clients, {cfg.federation.rounds} rounds)")
+    print(
+        f"{args.config}: ok ({cfg.strategy.name}, {cfg.data.dataset}, "
+        f"{cfg.federation.num_clients} clients, {cfg.federation.rounds} rounds)"
+    )
     return EXIT_OK
 
 
@@ -98,7 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.output.progress = False
     if not args.resume:
         if (run_dir / METRICS_FILE).exists() and not args.overwrite:
-            return _fail([f"{run_dir} already holds a run; pass --overwrite, --resume it, or choose another --out"], EXIT_FAILED)
+            return _fail(
+                [f"{run_dir} already holds a run; pass --overwrite, --resume it, or choose another --out"], EXIT_FAILED
+            )
         if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / METRICS_FILE).exists():
             return _fail([f"{run_dir} holds other files; a run goes into a new folder or replaces a run"], EXIT_FAILED)
 
@@ -159,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(sub: argparse.ArgumentParser, optional: bool = False) -> None:
         sub.add_argument("config", nargs="?" if optional else None, help="experiment YAML file")
         sub.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE",
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="override a field, e.g. --set federation.rounds=5 (repeatable)",
         )
 
@@ -189,8 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--seeds", type=int, help="seeds per strategy: seed, seed+1, ... (default: compare.seeds, 3)")
     compare.add_argument(
-        "--target", type=float, metavar="ACC",
-        help="accuracy in (0, 1] for 'MB to target' (default: compare.target, else 90%% of the weakest mean final accuracy)",
+        "--target",
+        type=float,
+        metavar="ACC",
+        help="accuracy in (0, 1] for 'MB to target' "
+        "(default: compare.target, else 90%% of the weakest mean final accuracy)",
     )
     compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
     compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")

@@ -4,7 +4,7 @@ A client's round takes compute time (training FLOPs of the model it was sent × 
 samples × epochs, over the reference FLOP/s times its profile's ``speed``) plus transfer
 time (the bytes the ledger saw it receive and send, over its profile's bandwidth). The
 round takes as long as its slowest participant. Everything is counted, nothing timed, so
-the clock is the same on every machine and every run (METHODS.md §2, "Simulation clock").
+the clock is the same on every machine and every run (docs/methods.md §2, "Simulation clock").
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def task_identity() -> tuple[int | None, int | None, int | None]:
 
 
 def set_task_identity(run_id: int | None, task_id: int | None, node_id: int | None) -> None:
-    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = run_id, task_id, node_id
+    for name, value in (("_run_id", run_id), ("_task_id", task_id), ("_node_id", node_id)):
+        setattr(TaskIdentity, name, value)
 
 
 def client_app_error(error: Exception, reply_to: Message) -> Message:

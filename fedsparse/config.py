@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
+from pydantic_core import ErrorDetails
 
 from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
@@ -97,25 +98,30 @@ class OutputConfig(Strict):
         return name
 
 
-def _strategy_schema() -> type[BaseModel]:
+class StrategySection(Strict):
+    """What every ``strategy`` section has: the name of the strategy to run."""
+
+    name: str = "fedavg"
+
+
+def _strategy_schema() -> type[StrategySection]:
     """``strategy: {name: ..., <name>: {params}}`` with one validated block per strategy.
 
     Every block is present with its defaults, so ``--set strategy.name=fedavg`` switches
     strategy on a config written for another one without any other edit.
     """
-    blocks: dict[str, Any] = {
-        name: (STRATEGIES.get(name).params, Field(default_factory=STRATEGIES.get(name).params))
-        for name in STRATEGIES.names()
+    names = STRATEGIES.names()
+    fields: dict[str, Any] = {
+        name: (STRATEGIES.get(name).params, Field(default_factory=STRATEGIES.get(name).params)) for name in names
     }
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        "StrategyConfig",
-        __base__=Strict,
-        name=(Literal[tuple(STRATEGIES.names())], "fedavg"),
-        **blocks,
-    )
+    fields["name"] = (Literal[tuple(names)], "fedavg")
+    return create_model("StrategyConfig", __base__=StrategySection, **fields)
 
 
-StrategyConfig = _strategy_schema()
+if TYPE_CHECKING:
+    StrategyConfig = StrategySection
+else:
+    StrategyConfig = _strategy_schema()
 
 
 class CompareConfig(Strict):
@@ -143,20 +149,22 @@ class ExperimentConfig(Strict):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     federation: FederationConfig = FederationConfig()
-    strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[valid-type]
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     engine: EngineConfig = EngineConfig()
     output: OutputConfig = OutputConfig()
     # read by `fedsparse compare` only; not part of a run's resolved config
     compare: CompareConfig | None = Field(None, exclude=True)
 
     def strategy_params(self) -> BaseModel:
-        return getattr(self.strategy, self.strategy.name)  # type: ignore[no-any-return]
+        params = getattr(self.strategy, self.strategy.name)
+        assert isinstance(params, BaseModel)
+        return params
 
 
 # --------------------------------------------------------------------------- errors
 
 
-def _friendly(error: dict[str, Any]) -> str:
+def _friendly(error: ErrorDetails) -> str:
     ctx = error.get("ctx") or {}
     kind = error["type"]
     bounds = {
@@ -201,13 +209,9 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     problems: list[str] = []
     fed = cfg.federation
     if fed.clients_per_round > fed.num_clients:
-        problems.append(
-            f"federation.clients_per_round: must be <= federation.num_clients ({fed.num_clients})"
-        )
+        problems.append(f"federation.clients_per_round: must be <= federation.num_clients ({fed.num_clients})")
     if fed.min_replies > fed.clients_per_round:
-        problems.append(
-            f"federation.min_replies: must be <= federation.clients_per_round ({fed.clients_per_round})"
-        )
+        problems.append(f"federation.min_replies: must be <= federation.clients_per_round ({fed.clients_per_round})")
     share_sum = sum(p.share for p in fed.profiles)
     if not math.isclose(share_sum, 1.0, abs_tol=1e-6):
         problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
@@ -223,13 +227,11 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     part = cfg.data.partition
     if part.method == "pathological" and part.classes_per_client > info.num_classes:
         problems.append(
-            f"data.partition.classes_per_client: must be <= {info.num_classes} "
-            f"(classes in {cfg.data.dataset})"
+            f"data.partition.classes_per_client: must be <= {info.num_classes} (classes in {cfg.data.dataset})"
         )
     if part.method == "pathological" and part.classes_per_client * fed.num_clients < info.num_classes:
         problems.append(
-            "data.partition.classes_per_client: clients × classes_per_client must cover all "
-            f"{info.num_classes} classes"
+            f"data.partition.classes_per_client: clients × classes_per_client must cover all {info.num_classes} classes"
         )
 
     problems += _task_problems(cfg, info.num_classes)
@@ -259,7 +261,9 @@ def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     spec = STRATEGIES.get(cfg.strategy.name)
     tasks = cfg.data.tasks
     if tasks is None:
-        return [f"strategy.name: {cfg.strategy.name!r} learns task streams; set data.tasks"] if spec.requires_tasks else []
+        return (
+            [f"strategy.name: {cfg.strategy.name!r} learns task streams; set data.tasks"] if spec.requires_tasks else []
+        )
     if not spec.supports_tasks:
         runs_tasks = sorted(name for name in STRATEGIES.names() if STRATEGIES.get(name).supports_tasks)
         return [f"strategy.name: {cfg.strategy.name!r} does not run task streams (data.tasks); use one of {runs_tasks}"]
@@ -267,10 +271,13 @@ def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     fed = cfg.federation
     if fed.rounds != tasks.total_rounds:
         problems.append(
-            f"federation.rounds: must be data.tasks.num_tasks × rounds_per_task = {tasks.total_rounds} (got {fed.rounds})"
+            "federation.rounds: must be data.tasks.num_tasks × rounds_per_task = "
+            f"{tasks.total_rounds} (got {fed.rounds})"
         )
     if fed.client_eval_every:
-        problems.append("federation.client_eval_every: must be 0 with data.tasks (clients report task accuracies when they train)")
+        problems.append(
+            "federation.client_eval_every: must be 0 with data.tasks (clients report task accuracies when they train)"
+        )
     if any(profile.bitwidth != 32 for profile in fed.profiles):
         problems.append("federation.profiles: task streams train at float32; set every bitwidth to 32")
     return problems

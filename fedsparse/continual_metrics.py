@@ -1,4 +1,4 @@
-"""Continual-learning metrics from the clients' per-task accuracy reports (METHODS.md §3).
+"""Continual-learning metrics from the clients' per-task accuracy reports (docs/methods.md §3).
 
 Every round each training client reports its accuracy on every task of its stream seen
 so far. From those: the average task accuracy (per client the mean over its seen tasks,

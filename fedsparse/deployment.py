@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from flwr.app import UserConfig
+
 from fedsparse import protocol
 from fedsparse.compat import Run, app_dir
 from fedsparse.config import ConfigError, ExperimentConfig, validate_config
@@ -91,6 +92,9 @@ def experiment_from_run_config(run_config: UserConfig) -> ExperimentConfig:
         node[leaf] = value
     if not raw:
         raise ConfigError(
-            [f"run config: the message carries no fedsparse task and there is no [tool.flwr.app.config.{EXPERIMENT_TABLE}] table"]
+            [
+                "run config: the message carries no fedsparse task and there is no "
+                f"[tool.flwr.app.config.{EXPERIMENT_TABLE}] table"
+            ]
         )
     return validate_config(raw)

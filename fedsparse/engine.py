@@ -18,7 +18,7 @@ from flwr.serverapp import ServerApp
 from fedsparse.config import ExperimentConfig
 
 
-def ray_backend_config(cfg: ExperimentConfig) -> dict:  # type: ignore[type-arg]
+def ray_backend_config(cfg: ExperimentConfig) -> dict:
     """Client resources from the config; a private Ray instance unless an address is set.
 
     ``ray.init()`` with no address attaches to any cluster another process started on

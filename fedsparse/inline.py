@@ -101,7 +101,10 @@ class InlineGrid(Grid):
             if node_id in self._contexts:
                 continue
             partition_id = len(self._contexts)
-            node_config: dict[str, int | str] = {PARTITION_ID_KEY: partition_id, NUM_PARTITIONS_KEY: num_nodes}
+            node_config: dict[str, bool | float | int | str] = {
+                PARTITION_ID_KEY: partition_id,
+                NUM_PARTITIONS_KEY: num_nodes,
+            }
             if state_root is not None:
                 node_config[protocol.STATE_DIR] = str(state_root / f"client-{partition_id}")
             self._contexts[node_id] = Context(

@@ -65,7 +65,7 @@ class MeteredGrid(Grid):
         self.inner.set_run(run)
 
     def create_message(self, *args, **kwargs) -> Message:  # type: ignore[no-untyped-def]
-        return self.inner.create_message(*args, **kwargs)  # type: ignore[attr-defined]
+        return self.inner.create_message(*args, **kwargs)
 
     def get_node_ids(self) -> Iterable[int]:
         return self.inner.get_node_ids()

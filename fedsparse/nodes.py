@@ -29,7 +29,6 @@ from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_PARTITIONS, PR
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class NodeDirectory:
     client_by_node: dict[int, int] = field(default_factory=dict)
@@ -107,7 +106,7 @@ def _ask(
     for reply in grid.send_and_receive(queries, timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
-            if lacks_query_handler(reply.error.reason):
+            if lacks_query_handler(reply.error.reason or ""):
                 retry.pop(node, None)
                 anonymous.append(node)
             else:

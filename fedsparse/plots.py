@@ -7,21 +7,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from fedsparse.results import read_metrics  # noqa: E402
+from fedsparse.results import megabytes, read_metrics
 
 PLOT_FILES = ("accuracy_vs_round.png", "accuracy_vs_mb.png", "accuracy_vs_sim_seconds.png")
 
 
-def _series(rows: list[dict]) -> tuple[list[int], dict[str, list[float]], list[float], list[float]]:  # type: ignore[type-arg]
+def _series(rows: list[dict]) -> tuple[list[int], dict[str, list[float]], list[float], list[float]]:
     """Rounds with an evaluation, their accuracy curves, and cumulative MB and simulated
     seconds (the device clock) at each.
 
     One curve (``accuracy``) for a float32 federation; with several device bitwidths,
     one per bitwidth plus their mean.
     """
-    rounds, megabytes, sim_seconds = [], [], []
+    rounds, moved, sim_seconds = [], [], []
     curves: dict[str, list[float]] = {}
     cumulative = 0
     for row in rows:
@@ -29,24 +29,24 @@ def _series(rows: list[dict]) -> tuple[list[int], dict[str, list[float]], list[f
         if row.get("accuracy") is None:
             continue
         rounds.append(row["round"])
-        megabytes.append(cumulative / 1e6)
+        moved.append(megabytes(cumulative))
         sim_seconds.append(row["sim_seconds_total"])
         by_bitwidth = row.get("accuracy_by_bitwidth") or {}
         labels = {f"{b}-bit": v for b, v in by_bitwidth.items()} if len(by_bitwidth) > 1 else {}
         for label, value in {**labels, ("mean" if labels else "accuracy"): row["accuracy"]}.items():
             curves.setdefault(label, []).append(value)
-    return rounds, curves, megabytes, sim_seconds
+    return rounds, curves, moved, sim_seconds
 
 
 def plot_run(run_dir: Path) -> list[Path]:
     """Write accuracy against round, cumulative MB and simulated seconds; return the paths."""
     rows = read_metrics(run_dir)
-    rounds, curves, megabytes, sim_seconds = _series(rows)
+    rounds, curves, moved, sim_seconds = _series(rows)
     title = run_dir.name
     outputs = []
     for filename, xs, xlabel in (
         (PLOT_FILES[0], rounds, "round"),
-        (PLOT_FILES[1], megabytes, "cumulative MB moved (up + down)"),
+        (PLOT_FILES[1], moved, "cumulative MB moved (up + down)"),
         (PLOT_FILES[2], sim_seconds, "simulated seconds (device clock)"),
     ):
         fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
@@ -74,7 +74,7 @@ def plot_comparison(
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     xs = [x for curve in curves.values() for x in curve["megabytes"] if x > 0]
     for label, curve in curves.items():
-        line, = ax.plot(curve["megabytes"], curve["accuracy"], marker="o", markersize=3, linewidth=1.5, label=label)
+        (line,) = ax.plot(curve["megabytes"], curve["accuracy"], marker="o", markersize=3, linewidth=1.5, label=label)
         low = [a - s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
         high = [a + s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
         if any(curve["accuracy_std"]):

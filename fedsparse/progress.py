@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -17,9 +19,7 @@ class RoundProgress:
             TimeElapsedColumn(),
             disable=not enabled,
         )
-        self._task = self._progress.add_task(
-            "rounds", total=total_rounds, completed=done, accuracy="-", megabytes=0.0
-        )
+        self._task = self._progress.add_task("rounds", total=total_rounds, completed=done, accuracy="-", megabytes=0.0)
 
     def start(self) -> None:
         self._progress.start()
@@ -28,7 +28,7 @@ class RoundProgress:
         self._progress.stop()
 
     def update(self, completed_round: int, accuracy: float | None, megabytes: float) -> None:
-        fields = {"megabytes": megabytes}
+        fields: dict[str, Any] = {"megabytes": megabytes}
         if accuracy is not None:
-            fields["accuracy"] = f"{accuracy:.4f}"  # type: ignore[assignment]
+            fields["accuracy"] = f"{accuracy:.4f}"
         self._progress.update(self._task, completed=completed_round, **fields)

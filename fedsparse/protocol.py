@@ -166,6 +166,14 @@ def eval_metrics(num_examples: int, loss: float, accuracy: float) -> dict[str, A
     return {NUM_EXAMPLES: num_examples, VAL_LOSS: loss, VAL_ACCURACY: accuracy}
 
 
+def num_examples(metrics: MetricRecord) -> int:
+    """A screened reply's ``num-examples`` (a positive whole number)."""
+    value = metrics[NUM_EXAMPLES]
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"{NUM_EXAMPLES} must be a number")
+    return int(value)
+
+
 def knowledge_key(entry: int, name: str) -> str:
     """FedWeIT knowledge record: the ``entry``-th other client's layer ``name``."""
     return f"kb{entry}.{name}"

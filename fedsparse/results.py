@@ -55,7 +55,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / SUMMARY_FILE).read_text())  # type: ignore[no-any-return]
+    return json.loads((run_dir / SUMMARY_FILE).read_text())
 
 
 def megabytes(n_bytes: float) -> float:

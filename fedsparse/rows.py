@@ -20,7 +20,7 @@ def round_row(loop: RoundLoop, server_round: int, outcome: RoundOutcome, seconds
     for reply in outcome.accepted:
         metrics = protocol.metrics_of(reply.content)
         if metrics is not None:
-            examples[client_of(reply.metadata.src_node_id)] = int(metrics[protocol.NUM_EXAMPLES])  # type: ignore[call-overload]
+            examples[client_of(reply.metadata.src_node_id)] = protocol.num_examples(metrics)
     return {
         "round": server_round,
         "skipped": outcome.skipped,

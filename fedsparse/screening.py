@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 NUM_EXAMPLES = protocol.NUM_EXAMPLES
 BITWIDTH = protocol.BITWIDTH
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -39,7 +42,7 @@ class RejectedReply(ValueError):
     pass
 
 
-def _only(records: dict, kind: str):  # type: ignore[no-untyped-def,type-arg]
+def _only(records: Mapping[str, T], kind: str) -> T:
     if len(records) != 1:
         raise RejectedReply(f"expected exactly one {kind}, got {len(records)}")
     return next(iter(records.values()))
@@ -98,12 +101,12 @@ def check_bitwidth(metrics: MetricRecord, sent: Message) -> None:
         return
     declared = metrics.get(BITWIDTH, 32 if sent_config[BITWIDTH] == 32 else None)
     if declared != sent_config[BITWIDTH]:
-        raise RejectedReply(f"declared {BITWIDTH} {declared!r}, sent {sent_config[BITWIDTH]}")
+        raise RejectedReply(f"declared {BITWIDTH} {declared!r}, sent {sent_config[BITWIDTH]!r}")
 
 
 def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit: int | None = None) -> None:
     if reply.has_error():
-        raise RejectedReply(f"client failed: {reply.error.reason}")
+        raise RejectedReply(f"client failed: {reply.error.reason!s}")
     if not reply.has_content():
         raise RejectedReply("empty reply")
     metrics = _only(reply.content.metric_records, "MetricRecord")
@@ -115,7 +118,7 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit:
         check_reply_arrays(reply.content.array_records, sent.content.array_records)
 
 
-def check_reply_arrays(received: dict[str, ArrayRecord], sent: dict[str, ArrayRecord]) -> None:
+def check_reply_arrays(received: Mapping[str, ArrayRecord], sent: Mapping[str, ArrayRecord]) -> None:
     """The reply's records against the model record that was sent.
 
     No model sent (local learning): no arrays may come back. Otherwise the reply holds

@@ -86,7 +86,9 @@ class RoundLoop:
     def _discover(self) -> None:
         fed = self.federation.cfg.federation
         self.directory = discover(
-            self.grid, expected=fed.num_clients, timeout=fed.round_timeout,
+            self.grid,
+            expected=fed.num_clients,
+            timeout=fed.round_timeout,
             vet=Assignment(fed.num_clients, fed.profiles).contradiction,
         )
         found = len(self.directory.clients())
@@ -97,7 +99,9 @@ class RoundLoop:
 
     def _build_strategy(self) -> Strategy:
         cfg = self.federation.cfg
-        strategy = STRATEGIES.get(cfg.strategy.name).build(cfg.strategy_params(), self.federation.strategy_context(self.directory))
+        strategy = STRATEGIES.get(cfg.strategy.name).build(
+            cfg.strategy_params(), self.federation.strategy_context(self.directory)
+        )
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy {cfg.strategy.name!r} is not a fedsparse.strategy.Strategy")
         return strategy
@@ -109,7 +113,9 @@ class RoundLoop:
         messages = list(self.strategy.configure_train(server_round, self.arrays, config, self.grid))
         replies = self.grid.send_and_receive(messages, timeout=fed.round_timeout)
         accepted, rejected = screen_replies(
-            messages, replies, self.directory.client_of,
+            messages,
+            replies,
+            self.directory.client_of,
             example_limit=lambda client: self.federation.example_limit(client, server_round),
         )
         seconds = self.federation.client_seconds(messages, self.directory, self.ledger, server_round)
@@ -119,7 +125,9 @@ class RoundLoop:
         if len(accepted) < fed.min_replies:
             log.warning(
                 "round %d skipped: %d valid replies, federation.min_replies is %d",
-                server_round, len(accepted), fed.min_replies,
+                server_round,
+                len(accepted),
+                fed.min_replies,
             )
             outcome.skipped = True
             return outcome

@@ -15,7 +15,14 @@ from flwr.app import ConfigRecord
 from pydantic import BaseModel, ConfigDict
 
 from fedsparse import protocol
-from fedsparse.data import ClientData, TasksConfig, ContinualData, FederatedData, load_continual_data, load_federated_data
+from fedsparse.data import (
+    ClientData,
+    ContinualData,
+    FederatedData,
+    TasksConfig,
+    load_continual_data,
+    load_federated_data,
+)
 from fedsparse.data.sources import DATASETS
 from fedsparse.sections import DataConfig, ModelConfig, TrainingConfig
 

@@ -3,7 +3,7 @@ evaluation and the benchmark's reference loop (so the comparison is like for lik
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +21,7 @@ class Stats:
 
 
 def make_optimizer(
-    params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0  # type: ignore[no-untyped-def]
+    params: Iterable[torch.nn.Parameter], name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)

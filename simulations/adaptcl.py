@@ -21,10 +21,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser  # noqa: E402
+import matplotlib.pyplot as plt
+from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser
 
-from fedsparse.results import read_metrics, read_summary, total_megabytes  # noqa: E402
+from fedsparse.results import read_metrics, read_summary, total_megabytes
 
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
     "low heterogeneity": ("adaptcl_mnist_low.yaml", []),
@@ -67,12 +67,21 @@ def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
     for target in TARGETS:
         head += [f"sim s to {target:.0%} of FedAvg", "speed-up"]
     head += ["sim s, all rounds", "MB moved / run"]
-    lines = [f"### {scenario} (`{SCENARIOS[scenario][0]}`"
-             + (f" with {', '.join(SCENARIOS[scenario][1])}" if SCENARIOS[scenario][1] else "") + ")",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"### {scenario} (`{SCENARIOS[scenario][0]}`"
+        + (f" with {', '.join(SCENARIOS[scenario][1])}" if SCENARIOS[scenario][1] else "")
+        + ")",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name in runs:
         finals = [s["final_accuracy"] for s in summaries[name]]
-        cells = [name, mean_std_text(finals, 100), mean_std_text([a - f for a, f in zip(finals, fedavg_final)], 100)]
+        cells = [
+            name,
+            mean_std_text(finals, 100),
+            mean_std_text([a - f for a, f in zip(finals, fedavg_final, strict=False)], 100),
+        ]
         for target in TARGETS:
             goals = [target * f for f in fedavg_final]
             times = [time_to(r, goal) for r, goal in zip(rows[name], goals, strict=True)]
@@ -89,10 +98,12 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(all_runs), figsize=(5 * len(all_runs), 3.8), dpi=110, squeeze=False)
     for ax, (scenario, runs) in zip(axes[0], all_runs.items(), strict=True):
         for name, dirs in runs.items():
-            series = [[(r["sim_seconds_total"], r["accuracy"]) for r in read_metrics(d) if r.get("accuracy") is not None]
-                      for d in dirs]
-            times = [statistics.fmean(p[0] for p in points) for points in zip(*series)]
-            accuracy = [statistics.fmean(p[1] for p in points) for points in zip(*series)]
+            series = [
+                [(r["sim_seconds_total"], r["accuracy"]) for r in read_metrics(d) if r.get("accuracy") is not None]
+                for d in dirs
+            ]
+            times = [statistics.fmean(p[0] for p in points) for points in zip(*series, strict=False)]
+            accuracy = [statistics.fmean(p[1] for p in points) for points in zip(*series, strict=False)]
             ax.plot(times, accuracy, marker="o", markersize=2, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("simulated seconds (log)")
@@ -105,7 +116,9 @@ def main() -> None:
     parser = sweep_parser(__doc__, "adaptcl")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     args = parser.parse_args()
-    jobs = [(scenario, name, seed) for scenario in args.scenarios for name in STRATEGY_NAMES for seed in range(args.seeds)]
+    jobs = [
+        (scenario, name, seed) for scenario in args.scenarios for name in STRATEGY_NAMES for seed in range(args.seeds)
+    ]
 
     def execute(job: tuple[str, str, int]) -> Path:
         scenario, name, seed = job

@@ -121,17 +121,27 @@ def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, bac
     config = {
         "seed": 0,
         "data": {
-            "dataset": "mnist", "path": str(args.data), "val_fraction": 0.0,
+            "dataset": "mnist",
+            "path": str(args.data),
+            "val_fraction": 0.0,
             "partition": {"method": "iid", "max_samples_per_client": args.samples},
         },
         "model": {"name": "cnn", "options": scenario.model_options},
         "federation": {
-            "num_clients": scenario.clients, "clients_per_round": args.per_round, "rounds": args.rounds,
-            "local_epochs": 1, "batch_size": 32, "lr": 0.05, "optimizer": "sgd", "eval_every": args.rounds,
+            "num_clients": scenario.clients,
+            "clients_per_round": args.per_round,
+            "rounds": args.rounds,
+            "local_epochs": 1,
+            "batch_size": 32,
+            "lr": 0.05,
+            "optimizer": "sgd",
+            "eval_every": args.rounds,
         },
         "strategy": {"name": "fedavg"},
-        "engine": {"backend": "ray" if backend == "ray" else "inline",
-                   "client_resources": {"num_cpus": cpus, "num_gpus": 0}},
+        "engine": {
+            "backend": "ray" if backend == "ray" else "inline",
+            "client_resources": {"num_cpus": cpus, "num_gpus": 0},
+        },
         "output": {"plots": False, "progress": False},
     }
     path = folder / f"{backend}.yaml"
@@ -189,7 +199,9 @@ def plain_run(config_path: Path, out: Path) -> None:
     torch.manual_seed(cfg.seed)  # as the round loop does before building the model
     model = task.build_model()
     fed = cfg.federation
-    sampler = ClientSampler(NodeDirectory({cid: cid for cid in range(fed.num_clients)}), fed.clients_per_round, cfg.seed)
+    sampler = ClientSampler(
+        NodeDirectory({cid: cid for cid in range(fed.num_clients)}), fed.clients_per_round, cfg.seed
+    )
     threads = int(cfg.engine.client_resources.num_cpus)
     out.mkdir(parents=True)
     with (out / METRICS_FILE).open("w") as sink:
@@ -203,16 +215,23 @@ def plain_run(config_path: Path, out: Path) -> None:
                     local.load_state_dict(global_state)
                     seed = int(np.random.SeedSequence([task.seed, server_round, cid]).generate_state(1)[0])
                     stats = fit(
-                        local, data.client(cid).train, task.training,
-                        generator=torch.Generator().manual_seed(seed), device=device,
+                        local,
+                        data.client(cid).train,
+                        task.training,
+                        generator=torch.Generator().manual_seed(seed),
+                        device=device,
                     )
                 states.append(local.state_dict())
                 examples.append(stats.num_examples)
             factors = [n / sum(examples) for n in examples]
-            model.load_state_dict({
-                key: sum((s[key] * f for s, f in zip(states[1:], factors[1:])), states[0][key] * factors[0])
-                for key in states[0]
-            })
+            model.load_state_dict(
+                {
+                    key: sum(
+                        (s[key] * f for s, f in zip(states[1:], factors[1:], strict=False)), states[0][key] * factors[0]
+                    )
+                    for key in states[0]
+                }
+            )
             row: dict[str, float] = {"round": server_round}
             if server_round % fed.eval_every == 0 or server_round == fed.rounds:
                 row["accuracy"] = evaluate(model, data.test, device).accuracy
@@ -241,7 +260,9 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--samples", type=int, default=64, help="max samples per client")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per client (plain, inline)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads per client (plain, inline)"
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs per column; the fastest is reported")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run before giving up")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MNIST *-ubyte.gz folder")
@@ -263,14 +284,21 @@ def main() -> None:
                     folder = Path(tmp) / f"{index}-{backend}-{repeat}"
                     folder.mkdir()
                     config = write_config(folder, scenario, args, backend)
-                    print(f"{scenario.clients} clients, {scenario.label}: {backend} ({repeat + 1}/{args.repeats}) ...", flush=True)
-                    runs[backend].append(measure(command_for(backend, config, folder / "run"), folder / "run", args.timeout))
+                    print(
+                        f"{scenario.clients} clients, {scenario.label}: {backend} ({repeat + 1}/{args.repeats}) ...",
+                        flush=True,
+                    )
+                    runs[backend].append(
+                        measure(command_for(backend, config, folder / "run"), folder / "run", args.timeout)
+                    )
             table.append((scenario, {backend: best(results) for backend, results in runs.items()}))
 
     print()
-    print(f"MNIST FedAvg, {args.per_round} clients per round, <= {args.samples} samples each, {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs; plain and inline: {args.threads} torch threads per client; "
-          "ray: 1 CPU (1 thread) per actor, actors in parallel")
+    print(
+        f"MNIST FedAvg, {args.per_round} clients per round, <= {args.samples} samples each, {args.rounds} rounds, "
+        f"{os.cpu_count()} CPUs; plain and inline: {args.threads} torch threads per client; "
+        "ray: 1 CPU (1 thread) per actor, actors in parallel"
+    )
     print("| clients | model | engine | s/round | × plain | first round s | peak GB | × plain | accuracy |")
     print("|---|---|---|---|---|---|---|---|---|")
     ratios: list[float] = []
@@ -285,8 +313,11 @@ def main() -> None:
             mem_ratio = result.peak_bytes / plain.peak_bytes if isinstance(plain, Result) else float("nan")
             if backend == "inline":
                 ratios.append(time_ratio)
-            print(f"| {scenario.clients} | {scenario.label} | {backend} | {result.per_round:.3f} | {time_ratio:.2f} "
-                  f"| {result.first_round:.1f} | {result.peak_bytes / 1e9:.2f} | {mem_ratio:.2f} | {result.accuracy:.4f} |")
+            print(
+                f"| {scenario.clients} | {scenario.label} | {backend} | {result.per_round:.3f} | {time_ratio:.2f} "
+                f"| {result.first_round:.1f} | {result.peak_bytes / 1e9:.2f} | {mem_ratio:.2f} "
+                f"| {result.accuracy:.4f} |"
+            )
     print(f"ratio={max(ratios):.2f}")
 
 

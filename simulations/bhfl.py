@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sweep import mean_std_text, run_one, sweep_parser
 
 from fedsparse.results import megabytes, read_summary
+
 CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml")
 VARIANTS: dict[str, list[str]] = {
     "fedavg": ["strategy.name=fedavg"],
@@ -51,7 +52,10 @@ def main() -> None:
     jobs = [(c, v, s) for c in CONFIGS for v in VARIANTS for s in range(args.seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
         summaries = list(
-            pool.map(lambda job: read_summary(run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out)), jobs)
+            pool.map(
+                lambda job: read_summary(run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out)),
+                jobs,
+            )
         )
     by_key = dict(zip(jobs, summaries, strict=True))
     lines = [

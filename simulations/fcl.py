@@ -11,6 +11,7 @@ relative to FedAvg (each mean ± std), and average accuracy over the task sequen
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,10 +19,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser  # noqa: E402
+import matplotlib.pyplot as plt
+from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser
 
-from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary  # noqa: E402
+from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
 
 BENCHMARKS = {"split MNIST": "fcl_split_mnist.yaml", "permuted MNIST": "fcl_permuted_mnist.yaml"}
 VARIANTS: dict[str, list[str]] = {
@@ -37,18 +38,28 @@ def table(benchmark: str, runs: dict[str, list[Path]]) -> list[str]:
     summaries = {name: [read_summary(r) for r in dirs] for name, dirs in runs.items()}
     fedavg_up = [s["bytes_up_total"] for s in summaries["fedavg"]]
     head = ["strategy", "final avg task acc (%)", "forgetting (pts)", "MB up", "MB down", "upload vs FedAvg (%)"]
-    lines = [f"### {benchmark} (`{BENCHMARKS[benchmark]}`)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"### {benchmark} (`{BENCHMARKS[benchmark]}`)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, results in summaries.items():
         ups = [s["bytes_up_total"] for s in results]
-        lines.append("| " + " | ".join([
-            name,
-            mean_std_text([s["final_avg_task_accuracy"] for s in results], 100),
-            mean_std_text([s["final_forgetting"] for s in results], 100),
-            mean_std_text(ups, 1 / BYTES_PER_MB, 1),
-            mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
-            mean_std_text([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    mean_std_text([s["final_avg_task_accuracy"] for s in results], 100),
+                    mean_std_text([s["final_forgetting"] for s in results], 100),
+                    mean_std_text(ups, 1 / BYTES_PER_MB, 1),
+                    mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
+                    mean_std_text([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
+                ]
+            )
+            + " |"
+        )
     return [*lines, ""]
 
 
@@ -62,7 +73,7 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
             accuracy = [statistics.fmean(rows[i]["avg_task_accuracy"] for rows in series) for i in range(len(rounds))]
             ax.plot(rounds, accuracy, label=name, linewidth=1.2)
         first = series[0]
-        for boundary in (row["round"] for prev, row in zip(first, first[1:]) if row["task"] != prev["task"]):
+        for boundary in (row["round"] for prev, row in itertools.pairwise(first) if row["task"] != prev["task"]):
             ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
         ax.set_xlabel("round (dotted: a new task starts)")
         ax.set_ylabel("average accuracy over tasks seen")

@@ -28,8 +28,14 @@ def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Pat
     """Run ``configs/<config>`` with ``overrides`` (unless done already); return its folder."""
     name = run_name(config, variant, seed)
     if not (out / name / SUMMARY_FILE).exists():
-        settings = [*overrides, f"seed={seed}", f"output.dir={out}", f"output.name={name}",
-                    "output.progress=false", "output.plots=false"]
+        settings = [
+            *overrides,
+            f"seed={seed}",
+            f"output.dir={out}",
+            f"output.name={name}",
+            "output.progress=false",
+            "output.plots=false",
+        ]
         command = [sys.executable, "-m", "fedsparse.cli", "run", str(REPO / "configs" / config)]
         for item in settings:
             command += ["--set", item]

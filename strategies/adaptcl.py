@@ -16,10 +16,10 @@ from collections.abc import Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedsparse.prune import Kept, by_importance
-from fedsparse.prune.rates import PrunedRateLearner
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec, prunes_model
+from fedsparse.prune import Kept, by_importance
+from fedsparse.prune.rates import PrunedRateLearner
 from fedsparse.strategies.submodel import SubModelAvg
 from fedsparse.strategy import StrategyContext
 

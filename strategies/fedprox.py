@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse import protocol
 from fedsparse.catalog import STRATEGIES, StrategySpec
-from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.fedavg import FedAvg
+from fedsparse.strategy import StrategyContext
 
 
 class FedProxParams(BaseModel):
@@ -35,6 +35,4 @@ class FedProx(FedAvg):
         return config
 
 
-STRATEGIES.add(
-    "fedprox", StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True)
-)
+STRATEGIES.add("fedprox", StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True))

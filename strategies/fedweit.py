@@ -123,7 +123,5 @@ class FedWeIT(Strategy):
 
 STRATEGIES.add(
     "fedweit",
-    StrategySpec(
-        FedWeITParams, lambda params, ctx: FedWeIT(params, ctx), supports_tasks=True, requires_tasks=True
-    ),
+    StrategySpec(FedWeITParams, lambda params, ctx: FedWeIT(params, ctx), supports_tasks=True, requires_tasks=True),
 )

@@ -62,7 +62,9 @@ class GroupedAvg(KeepsFirstModel):
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
         self.initial = state.records.get("initial")
-        self.groups = {Precision.from_bitwidth(int(bits)): m for bits, m in under_prefix(state.records, "group-").items()}
+        self.groups = {
+            Precision.from_bitwidth(int(bits)): m for bits, m in under_prefix(state.records, "group-").items()
+        }
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         for precision in {u.precision for u in uploads}:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from fedsparse.prune import Kept, first_k, rolling
 from fedsparse.catalog import STRATEGIES, StrategySpec, prunes_model
+from fedsparse.prune import Kept, first_k, rolling
 from fedsparse.strategies.submodel import SubModelAvg
 
 
@@ -38,5 +38,9 @@ class FedRolex(HeteroFL):
         return rolling(self.layout, rate, offset=server_round - 1)
 
 
-STRATEGIES.add("heterofl", StrategySpec(StaticWidthParams, lambda params, ctx: HeteroFL(ctx), model_problems=prunes_model))
-STRATEGIES.add("fedrolex", StrategySpec(StaticWidthParams, lambda params, ctx: FedRolex(ctx), model_problems=prunes_model))
+STRATEGIES.add(
+    "heterofl", StrategySpec(StaticWidthParams, lambda params, ctx: HeteroFL(ctx), model_problems=prunes_model)
+)
+STRATEGIES.add(
+    "fedrolex", StrategySpec(StaticWidthParams, lambda params, ctx: FedRolex(ctx), model_problems=prunes_model)
+)

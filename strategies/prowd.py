@@ -20,10 +20,10 @@ from flwr.app import ArrayRecord
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.aggregation import to_record, weighted_mean
-from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
-from fedsparse.quant import FLOAT32, Precision
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec
+from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
+from fedsparse.quant import FLOAT32, Precision
 from fedsparse.strategy import Strategy, StrategyContext, Upload, quantized_copy
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
 

@@ -84,7 +84,11 @@ class SubModelAvg(Strategy):
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         assert self.round_start is not None
         updates = [
-            SubUpdate(upload.state, read_kept(self.sent_train[upload.client][protocol.KEPT], self.layout), upload.weight)
+            SubUpdate(
+                upload.state,
+                read_kept(self.sent_train[upload.client].array_records[protocol.KEPT], self.layout),
+                upload.weight,
+            )
             for upload in uploads
         ]
         return to_record(scatter_mean(decode_float_state(self.round_start), self.layout, updates))

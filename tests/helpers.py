@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from fedsparse import protocol
 from fedsparse.app import make_server_app
@@ -14,6 +14,22 @@ from fedsparse.results import read_metrics, read_summary
 from fedsparse.task import ClientTask
 
 from .conftest import REPO
+
+# task streams on the bundled digits, small enough for a test: 3 clients, 2 tasks of 2 rounds
+DIGITS_STREAM = (
+    "data.dataset=digits",
+    "data.path=null",
+    "model.options={channels: [8, 16], hidden: 32}",
+    "federation.num_clients=3",
+    "federation.clients_per_round=3",
+    "data.tasks.num_tasks=2",
+    "data.tasks.rounds_per_task=2",
+    "federation.rounds=4",
+    "data.tasks.max_train_per_task=null",
+    "data.tasks.max_test_per_task=null",
+    "federation.lr=0.005",
+    "federation.batch_size=32",
+)
 
 
 def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def,type-arg]

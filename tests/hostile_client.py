@@ -70,6 +70,9 @@ slow_app.query()(honest.identify)
 
 @slow_app.train()
 def slow_train(message: Message, context: Context) -> Message:
-    if int(context.node_config[protocol.PARTITION_ID]) == SLOW_CLIENT and int(message.content["config"]["server-round"]) == 1:
+    if (
+        int(context.node_config[protocol.PARTITION_ID]) == SLOW_CLIENT
+        and int(message.content["config"]["server-round"]) == 1
+    ):
         time.sleep(SLOW_SECONDS)
     return honest.train(message, context)

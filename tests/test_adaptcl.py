@@ -75,7 +75,9 @@ def _high(quickstart_raw: dict) -> dict:  # type: ignore[type-arg]
         (("strategy", "adaptcl", "slack"), 0, "strategy.adaptcl.slack: must be > 0.0"),
     ],
 )
-def test_bad_device_and_adaptcl_settings_name_the_field(quickstart_raw: dict, path: tuple, value: object, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_device_and_adaptcl_settings_name_the_field(
+    quickstart_raw: dict, path: tuple, value: object, message: str
+) -> None:  # type: ignore[type-arg]
     raw = _high(quickstart_raw)
     validate_config(copy.deepcopy(raw))  # the unmodified config is valid
     node = raw

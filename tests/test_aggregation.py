@@ -10,13 +10,17 @@ from fedsparse.aggregation import weighted_mean_arrays
 def test_bit_identical_to_flowers_aggregate_arrayrecords() -> None:
     rng = np.random.default_rng(0)
     contents = [
-        RecordDict({
-            "arrays": ArrayRecord({
-                "w": Array(rng.standard_normal((17, 5)).astype(np.float32)),
-                "b": Array(rng.standard_normal(5).astype(np.float32)),
-            }),
-            "metrics": MetricRecord({"num-examples": int(n)}),
-        })
+        RecordDict(
+            {
+                "arrays": ArrayRecord(
+                    {
+                        "w": Array(rng.standard_normal((17, 5)).astype(np.float32)),
+                        "b": Array(rng.standard_normal(5).astype(np.float32)),
+                    }
+                ),
+                "metrics": MetricRecord({"num-examples": int(n)}),
+            }
+        )
         for n in rng.integers(1, 500, size=7)
     ]
     ours = weighted_mean_arrays(contents, "num-examples")

@@ -16,8 +16,12 @@ PROFILES_32_4 = "federation.profiles=[{share: 0.5, bitwidth: 32}, {share: 0.5, b
 
 def test_a_4_bit_client_moves_at_most_a_seventh_of_a_float32_clients_bytes(tmp_path: Path) -> None:
     rows, summary = simulate(
-        "quickstart.yaml", tmp_path, PROFILES_32_4, "federation.rounds=2",
-        "federation.clients_per_round=10", "output.plots=false",
+        "quickstart.yaml",
+        tmp_path,
+        PROFILES_32_4,
+        "federation.rounds=2",
+        "federation.clients_per_round=10",
+        "output.plots=false",
     )
     for row in rows:
         per_round = {c["id"]: (c["bitwidth"], c["bytes_up"] + c["bytes_down"]) for c in row["clients"]}
@@ -32,8 +36,12 @@ def test_a_4_bit_client_moves_at_most_a_seventh_of_a_float32_clients_bytes(tmp_p
 
 def test_a_short_prowd_run_on_mnist_improves_at_every_bitwidth(tmp_path: Path, mnist_dir: Path) -> None:
     rows, summary = simulate(
-        "bhfl_mnist_mixed.yaml", tmp_path, f"data.path={mnist_dir}", "federation.rounds=5",
-        "federation.eval_every=1", "output.plots=false",
+        "bhfl_mnist_mixed.yaml",
+        tmp_path,
+        f"data.path={mnist_dir}",
+        "federation.rounds=5",
+        "federation.eval_every=1",
+        "output.plots=false",
     )
     first, last = rows[0]["accuracy_by_bitwidth"], rows[-1]["accuracy_by_bitwidth"]
     assert set(first) == {"2", "4", "8", "32"}
@@ -48,7 +56,9 @@ def test_bitwidths_and_prowd_settings_are_validated(quickstart_raw: dict) -> Non
     from fedsparse.config import apply_overrides, validate_config
 
     with pytest.raises(ConfigError) as bad_bits:
-        validate_config(apply_overrides(copy.deepcopy(quickstart_raw), ["federation.profiles=[{share: 1.0, bitwidth: 1}]"]))
+        validate_config(
+            apply_overrides(copy.deepcopy(quickstart_raw), ["federation.profiles=[{share: 1.0, bitwidth: 1}]"])
+        )
     assert bad_bits.value.problems == [
         "federation.profiles.0.bitwidth: must be 32 (float32), 16 (float16) or 2..15 (integer bits)"
     ]
@@ -57,4 +67,6 @@ def test_bitwidths_and_prowd_settings_are_validated(quickstart_raw: dict) -> Non
     assert no_buffer.value.problems == [
         "strategy.prowd.distill_weight: distillation needs data.server_samples > 0 (or set it to 0)"
     ]
-    validate_config(apply_overrides(copy.deepcopy(quickstart_raw), ["strategy.name=prowd", "strategy.prowd.distill_weight=0"]))
+    validate_config(
+        apply_overrides(copy.deepcopy(quickstart_raw), ["strategy.name=prowd", "strategy.prowd.distill_weight=0"])
+    )

@@ -57,6 +57,10 @@ def test_a_narrower_model_costs_fewer_flops() -> None:
     shape = (1, 28, 28)
     clock = SimulationClock([Device(1.0, None)], 1e9, shape, lambda: build_model("cnn", shape, 10))
     full = tuple((n, tuple(t.shape)) for n, t in build_model("cnn", shape, 10).state_dict().items())
-    half = tuple((n, tuple(t.shape)) for n, t in build_model("cnn", shape, 10, channels=(8, 16), hidden=32).state_dict().items())
-    assert clock.flops_per_sample(half) == train_flops(build_model("cnn", shape, 10, channels=(8, 16), hidden=32), shape)
+    half = tuple(
+        (n, tuple(t.shape)) for n, t in build_model("cnn", shape, 10, channels=(8, 16), hidden=32).state_dict().items()
+    )
+    assert clock.flops_per_sample(half) == train_flops(
+        build_model("cnn", shape, 10, channels=(8, 16), hidden=32), shape
+    )
     assert 0.2 < clock.flops_per_sample(half) / clock.flops_per_sample(full) < 0.35  # ≈ width²

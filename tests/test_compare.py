@@ -44,8 +44,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _compare_args(out: Path) -> list[str]:
-    args = ["compare", QUICKSTART, "--strategies", ",".join(STRATEGIES), "--seeds", str(len(SEEDS)),
-            "--out", str(out), "--no-progress"]
+    args = [
+        "compare",
+        QUICKSTART,
+        "--strategies",
+        ",".join(STRATEGIES),
+        "--seeds",
+        str(len(SEEDS)),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     for item in SETTINGS:
         args += ["--set", item]
     return args
@@ -105,7 +114,10 @@ def test_csv_equals_statistics_recomputed_from_the_run_folders(compared) -> None
     for strategy, row in table.items():
         runs = _runs(out, strategy)
         summaries = [summary for summary, _ in runs]
-        pair = lambda key: (row[f"{key}_mean"], row[f"{key}_std"])  # noqa: E731
+
+        def pair(key: str, row: dict = row) -> tuple[str, str]:  # type: ignore[type-arg]
+            return row[f"{key}_mean"], row[f"{key}_std"]
+
         assert row["n_seeds"] == "2" and row["seeds"] == "0 1"
         _check(pair("final_accuracy"), finals[strategy])
         for bits in ("4", "8", "32"):
@@ -233,8 +245,10 @@ def test_runs_of_another_config_are_refused_before_anything_runs(compared, tmp_p
 def test_seeds_are_the_config_seed_plus_k_for_every_strategy(tmp_path) -> None:
     plan = plan_comparison(QUICKSTART, ["seed=5"], strategies=["fedavg", "fedprox"], seeds=2, out=tmp_path)
     assert [(r.strategy, r.seed, r.run_dir.relative_to(tmp_path).as_posix()) for r in plan.runs] == [
-        ("fedavg", 5, "fedavg/seed5"), ("fedprox", 5, "fedprox/seed5"),
-        ("fedavg", 6, "fedavg/seed6"), ("fedprox", 6, "fedprox/seed6"),
+        ("fedavg", 5, "fedavg/seed5"),
+        ("fedprox", 5, "fedprox/seed5"),
+        ("fedavg", 6, "fedavg/seed6"),
+        ("fedprox", 6, "fedprox/seed6"),
     ]
     assert all(r.cfg.strategy.name == r.strategy and r.cfg.seed == r.seed for r in plan.runs)
 

@@ -29,7 +29,9 @@ def test_a_client_app_without_query_handler_answers_with_the_text_compat_matches
 def test_message_ids_can_be_set_as_linkstate_sets_them(server_identity) -> None:  # type: ignore[no-untyped-def]
     message = Message(RecordDict(), dst_node_id=5, message_type=MessageType.TRAIN)
     compat.set_message_id(message, "abc")
-    assert message.metadata.message_id == "abc", "Message.metadata keeps its id elsewhere now: update compat.set_message_id"
+    assert message.metadata.message_id == "abc", (
+        "Message.metadata keeps its id elsewhere now: update compat.set_message_id"
+    )
 
 
 def test_new_run_sets_the_task_identity_new_messages_are_stamped_with() -> None:

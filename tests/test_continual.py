@@ -11,15 +11,9 @@ import pytest
 from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
 
 from .conftest import REPO
-from .helpers import simulate
+from .helpers import DIGITS_STREAM, simulate
 
-DIGITS = (
-    "data.dataset=digits", "data.path=null", "model.options={channels: [8, 16], hidden: 32}",
-    "federation.num_clients=3", "federation.clients_per_round=3", "data.tasks.num_tasks=2",
-    "data.tasks.rounds_per_task=2", "federation.rounds=4", "data.tasks.max_train_per_task=null",
-    "data.tasks.max_test_per_task=null", "federation.lr=0.005", "federation.local_epochs=2",
-    "federation.batch_size=32", "output.plots=false",
-)
+DIGITS = (*DIGITS_STREAM, "federation.local_epochs=2")
 TIMINGS = ("round_seconds", "wall_seconds")
 
 
@@ -83,7 +77,9 @@ def test_task_stream_configs_are_checked_against_strategy_and_federation() -> No
     ]
     assert any(p.startswith("federation.client_eval_every:") for p in _problems("federation.client_eval_every=1"))
     assert any(p.startswith("federation.profiles:") for p in _problems("federation.profiles=[{bitwidth: 8}]"))
-    assert any(p.startswith("data.tasks.num_tasks:") for p in _problems("data.tasks.num_tasks=6", "federation.rounds=60"))
+    assert any(
+        p.startswith("data.tasks.num_tasks:") for p in _problems("data.tasks.num_tasks=6", "federation.rounds=60")
+    )
     assert _problems("data.tasks.orderr=fixed") == ["data.tasks.orderr: unknown field"]
 
 

@@ -27,8 +27,11 @@ NON_CONTINUAL = [name for name in STRATEGIES.names() if not STRATEGIES.get(name)
 @pytest.mark.parametrize("strategy", NON_CONTINUAL)
 def test_inline_and_ray_give_identical_results_and_bytes(tmp_path: Path, strategy: str) -> None:
     overrides = (
-        f"strategy.name={strategy}", "federation.rounds=3", "federation.client_eval_every=2",
-        "output.plots=false", "data.server_samples=100",
+        f"strategy.name={strategy}",
+        "federation.rounds=3",
+        "federation.client_eval_every=2",
+        "output.plots=false",
+        "data.server_samples=100",
         "federation.profiles=[{share: 0.5, bitwidth: 32}, {share: 0.3, bitwidth: 8, speed: 0.3},"
         " {share: 0.2, bitwidth: 4, speed: 0.1, bandwidth_mbps: 1}]",
     )

@@ -125,7 +125,9 @@ class TestInlineGrid:
     ("num_cpus", "env", "expected"),
     [(1.0, None, 1), (0.5, None, 1), (2.7, None, 2), (1.0, "3", 3)],
 )
-def test_client_threads_follow_rays_rule(monkeypatch: pytest.MonkeyPatch, num_cpus: float, env: str | None, expected: int) -> None:
+def test_client_threads_follow_rays_rule(
+    monkeypatch: pytest.MonkeyPatch, num_cpus: float, env: str | None, expected: int
+) -> None:
     if env is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:

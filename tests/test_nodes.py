@@ -124,7 +124,9 @@ def test_stock_clients_take_the_client_ids_nobody_claimed(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="fedsparse"):
         found = discover(grid, expected=4, timeout=30)
     stock_nodes = sorted(n for n in grid.get_node_ids() if grid.context_of(n).node_config["partition-id"] in (0, 2))
-    identified = {n: int(grid.context_of(n).node_config["partition-id"]) for n in grid.get_node_ids() if n not in stock_nodes}
+    identified = {
+        n: int(grid.context_of(n).node_config["partition-id"]) for n in grid.get_node_ids() if n not in stock_nodes
+    }
     assert {n: found.client_of(n) for n in identified} == identified  # 1 and 3 keep their ids
     assert [found.client_of(n) for n in stock_nodes] == [0, 2]
     assert caplog.text.count("has no query handler") == 2

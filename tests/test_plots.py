@@ -5,11 +5,23 @@ from fedsparse.plots import _series
 
 def test_series_has_one_curve_per_bitwidth_plus_the_mean() -> None:
     rows = [
-        {"round": 1, "bytes_up": 10, "bytes_down": 20, "sim_seconds_total": 5.0, "accuracy": 0.5,
-         "accuracy_by_bitwidth": {"4": 0.4, "32": 0.6}},
+        {
+            "round": 1,
+            "bytes_up": 10,
+            "bytes_down": 20,
+            "sim_seconds_total": 5.0,
+            "accuracy": 0.5,
+            "accuracy_by_bitwidth": {"4": 0.4, "32": 0.6},
+        },
         {"round": 2, "bytes_up": 10, "bytes_down": 20, "sim_seconds_total": 6.0},  # no evaluation this round
-        {"round": 3, "bytes_up": 10, "bytes_down": 20, "sim_seconds_total": 7.5, "accuracy": 0.7,
-         "accuracy_by_bitwidth": {"4": 0.6, "32": 0.8}},
+        {
+            "round": 3,
+            "bytes_up": 10,
+            "bytes_down": 20,
+            "sim_seconds_total": 7.5,
+            "accuracy": 0.7,
+            "accuracy_by_bitwidth": {"4": 0.6, "32": 0.8},
+        },
     ]
     rounds, curves, megabytes, sim_seconds = _series(rows)
     assert rounds == [1, 3] and megabytes == [30e-6, 90e-6] and sim_seconds == [5.0, 7.5]
@@ -17,6 +29,14 @@ def test_series_has_one_curve_per_bitwidth_plus_the_mean() -> None:
 
 
 def test_series_of_a_float32_run_is_one_accuracy_curve() -> None:
-    rows = [{"round": 1, "bytes_up": 1, "bytes_down": 1, "sim_seconds_total": 1.0, "accuracy": 0.9,
-             "accuracy_by_bitwidth": {"32": 0.9}}]
+    rows = [
+        {
+            "round": 1,
+            "bytes_up": 1,
+            "bytes_down": 1,
+            "sim_seconds_total": 1.0,
+            "accuracy": 0.9,
+            "accuracy_by_bitwidth": {"32": 0.9},
+        }
+    ]
     assert _series(rows)[1] == {"accuracy": [0.9]}

@@ -14,7 +14,6 @@ import ast
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from fedsparse import protocol
 
@@ -46,7 +45,9 @@ def docstrings(tree: ast.Module) -> set[int]:
     return {
         id(node.body[0].value)
         for node in ast.walk(tree)
-        if isinstance(node, owners) and node.body and isinstance(node.body[0], ast.Expr)
+        if isinstance(node, owners)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
 
@@ -69,9 +70,9 @@ def test_no_module_but_the_protocol_spells_a_wire_key() -> None:
             continue
         skip = docstrings(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and node.value in KEYS and id(node) not in skip:
-                if (path, node.value) not in OTHER_MEANINGS:
-                    spelled.append(f"{path}:{node.lineno}: {node.value!r}")
+            literal = isinstance(node, ast.Constant) and node.value in KEYS and id(node) not in skip
+            if literal and (path, node.value) not in OTHER_MEANINGS:
+                spelled.append(f"{path}:{node.lineno}: {node.value!r}")
     assert not spelled, "use the fedsparse.protocol constant instead:\n" + "\n".join(spelled)
 
 

@@ -24,6 +24,7 @@ from fedsparse.results import read_metrics, read_summary
 from fedsparse.runner import RunFailed, client_state_root, run_experiment
 
 from .conftest import REPO
+from .helpers import DIGITS_STREAM
 
 TIMINGS = ("round_seconds", "wall_seconds")
 CRASH_ROUND = 3
@@ -56,12 +57,6 @@ def comparable(run_dir: Path) -> tuple[list[dict], dict]:  # type: ignore[type-a
     return rows, summary
 
 
-DIGITS_STREAM = (
-    "data.dataset=digits", "data.path=null", "model.options={channels: [8, 16], hidden: 32}",
-    "federation.num_clients=3", "federation.clients_per_round=3", "data.tasks.num_tasks=2",
-    "data.tasks.rounds_per_task=2", "federation.rounds=4", "data.tasks.max_train_per_task=null",
-    "data.tasks.max_test_per_task=null", "federation.lr=0.005", "federation.batch_size=32",
-)
 MIXED_BITS = (
     "federation.profiles=[{share: 0.5, bitwidth: 32}, {share: 0.3, bitwidth: 8}, {share: 0.2, bitwidth: 4}]",
     "data.server_samples=100",
@@ -109,13 +104,25 @@ def _fedsparse(*args: str) -> list[str]:
 
 def test_a_killed_cli_run_resumes_with_fedsparse_run_resume(tmp_path: Path) -> None:
     """The user's path: SIGKILL the process mid-run, then ``fedsparse run --resume``."""
-    settings = ["--set", "federation.rounds=8", "--set", "federation.clients_per_round=10",
-                "--set", "federation.local_epochs=4", "--set", "output.plots=false", "--no-progress"]
+    settings = [
+        "--set",
+        "federation.rounds=8",
+        "--set",
+        "federation.clients_per_round=10",
+        "--set",
+        "federation.local_epochs=4",
+        "--set",
+        "output.plots=false",
+        "--no-progress",
+    ]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         _fedsparse("run", "configs/quickstart.yaml", "--out", str(killed), *settings),
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 300
@@ -134,11 +141,23 @@ def test_a_killed_cli_run_resumes_with_fedsparse_run_resume(tmp_path: Path) -> N
     assert 2 <= interrupted_at < 8, "the run was not interrupted mid-way"
     assert not (killed / "summary.json").exists()
 
-    resumed = subprocess.run(_fedsparse("run", "--resume", str(killed), "--no-progress"),
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _fedsparse("run", "--resume", str(killed), "--no-progress"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    finished = subprocess.run(_fedsparse("run", "configs/quickstart.yaml", "--out", str(whole), *settings),
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(
+        _fedsparse("run", "configs/quickstart.yaml", "--out", str(whole), *settings),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert comparable(killed) == comparable(whole)
     assert [row["round"] for row in read_metrics(killed)] == list(range(1, 9))

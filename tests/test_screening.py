@@ -34,7 +34,11 @@ BAD = {
     "inf": lambda a: (_with(a, _first(a)[0], _first(a)[1] + np.inf), {"num-examples": 5}, "NaN or Inf"),
     "shape": lambda a: (_with(a, _first(a)[0], _first(a)[1][:-1]), {"num-examples": 5}, "shape"),
     "dtype": lambda a: (_with(a, _first(a)[0], _first(a)[1].astype(np.float64)), {"num-examples": 5}, "dtype"),
-    "missing-array": lambda a: (ArrayRecord({k: v for k, v in list(a.items())[1:]}), {"num-examples": 5}, "array names differ"),
+    "missing-array": lambda a: (
+        ArrayRecord({k: v for k, v in list(a.items())[1:]}),
+        {"num-examples": 5},
+        "array names differ",
+    ),
     "negative": lambda a: (a, {"num-examples": -3}, "positive whole number"),
     "zero": lambda a: (a, {"num-examples": 0}, "positive whole number"),
     "fraction": lambda a: (a, {"num-examples": 2.5}, "positive whole number"),
@@ -65,7 +69,8 @@ def test_failed_missing_and_unsolicited_replies(sent) -> None:  # type: ignore[n
     task = ClientTask.model_validate_json(str(messages[10].content["config"]["task"]))
     stranger = reply_from(train_message(task, arrays, 99), arrays, {"num-examples": 3})
     accepted, rejected = screen_replies(
-        messages.values(), [failed, stranger, reply_from(messages[12], arrays, {"num-examples": 1})],
+        messages.values(),
+        [failed, stranger, reply_from(messages[12], arrays, {"num-examples": 1})],
         {10: 0, 11: 1, 12: 2, 99: 9}.get,
     )
     assert len(accepted) == 1
@@ -118,7 +123,10 @@ def test_a_low_bit_reply_must_match_the_bitwidth_it_was_sent(sent_4bit) -> None:
 
 def test_a_forged_num_examples_is_rejected_above_the_clients_training_set(sent) -> None:  # type: ignore[no-untyped-def]
     messages, arrays = sent
-    replies = [reply_from(messages[10], arrays, {"num-examples": 10**12}), reply_from(messages[11], arrays, {"num-examples": 100})]
+    replies = [
+        reply_from(messages[10], arrays, {"num-examples": 10**12}),
+        reply_from(messages[11], arrays, {"num-examples": 100}),
+    ]
     client_of = {10: 0, 11: 1, 12: 2}.get
     accepted, rejected = screen_replies(messages.values(), replies, client_of, example_limit=lambda client: 100)
     assert [client_of(m.metadata.src_node_id) for m in accepted] == [1]  # at the limit: accepted
@@ -130,8 +138,12 @@ def test_an_oversized_payload_is_rejected_before_decoding(sent) -> None:  # type
     name, _ = _first(arrays)
     honest = arrays[name]
     padded = ArrayRecord({k: v for k, v in arrays.items()})
-    padded[name] = Array(dtype=honest.dtype, shape=tuple(honest.shape), stype=honest.stype,
-                         data=honest.data + bytes(64 * len(honest.data) + 4096))
+    padded[name] = Array(
+        dtype=honest.dtype,
+        shape=tuple(honest.shape),
+        stype=honest.stype,
+        data=honest.data + bytes(64 * len(honest.data) + 4096),
+    )
     replies = [reply_from(messages[10], padded, {"num-examples": 5})]
     accepted, rejected = screen_replies(messages.values(), replies, {10: 0, 11: 1, 12: 2}.get)
     assert not accepted and "oversized payload" in rejected[0].reason

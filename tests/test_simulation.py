@@ -25,7 +25,10 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("quickstart") / "run"
     result = subprocess.run(
         [sys.executable, "-m", "fedsparse.cli", "run", "configs/quickstart.yaml", "--out", str(out), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "final accuracy" in result.stdout
@@ -66,7 +69,10 @@ def test_plot_command_redraws(quickstart_run: Path) -> None:
     for name in PLOT_FILES:
         (quickstart_run / name).unlink()
     result = subprocess.run(
-        [sys.executable, "-m", "fedsparse.cli", "plot", str(quickstart_run)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "fedsparse.cli", "plot", str(quickstart_run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0
     assert all((quickstart_run / name).stat().st_size > 5000 for name in PLOT_FILES)
@@ -77,8 +83,14 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backen
     from .hostile_client import EXPECTED_REASONS, app
 
     rows, summary = simulate(
-        "quickstart.yaml", tmp_path, "federation.rounds=3", "federation.clients_per_round=10",
-        "federation.min_replies=3", "output.plots=false", f"engine.backend={backend}", client_app=app,
+        "quickstart.yaml",
+        tmp_path,
+        "federation.rounds=3",
+        "federation.clients_per_round=10",
+        "federation.min_replies=3",
+        "output.plots=false",
+        f"engine.backend={backend}",
+        client_app=app,
     )
     first, second, third = rows
     assert not first["skipped"] and not third["skipped"]
@@ -97,8 +109,13 @@ def test_a_client_past_the_round_timeout_is_left_out_and_the_round_completes(tmp
     from .hostile_client import SLOW_CLIENT, SLOW_SECONDS, slow_app
 
     rows, summary = simulate(
-        "quickstart.yaml", tmp_path, "federation.rounds=2", "federation.clients_per_round=10",
-        f"federation.round_timeout={SLOW_SECONDS - 1}", "output.plots=false", "engine.backend=inline",
+        "quickstart.yaml",
+        tmp_path,
+        "federation.rounds=2",
+        "federation.clients_per_round=10",
+        f"federation.round_timeout={SLOW_SECONDS - 1}",
+        "output.plots=false",
+        "engine.backend=inline",
         client_app=slow_app,
     )
     first, second = rows
@@ -115,7 +132,11 @@ def test_a_client_past_the_round_timeout_is_left_out_and_the_round_completes(tmp
 )
 def test_fedavg_on_real_mnist(tmp_path: Path, mnist_dir: Path, config: str, rounds: int, minimum: float) -> None:
     rows, summary = simulate(
-        config, tmp_path, f"data.path={mnist_dir}", f"federation.rounds={rounds}", "output.plots=false",
+        config,
+        tmp_path,
+        f"data.path={mnist_dir}",
+        f"federation.rounds={rounds}",
+        "output.plots=false",
         "engine.backend=inline",
     )
     assert summary["final_accuracy"] >= minimum

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fedsparse.callbacks.base import Callback, RoundResult
 from fedsparse.checkpoint import checkpoint_path, save_checkpoint, with_rng
 from fedsparse.progress import RoundProgress
-from fedsparse.results import RunWriter
+from fedsparse.results import RunWriter, megabytes
 from fedsparse.rows import round_row
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ class ProgressDisplay(Callback):
 
     def after_round(self, result: RoundResult) -> None:
         assert self.progress is not None
-        megabytes = (self.ledger.total("up") + self.ledger.total("down")) / 1e6
-        self.progress.update(result.server_round, result.evaluation.get("accuracy"), megabytes)
+        moved = megabytes(self.ledger.total("up") + self.ledger.total("down"))
+        self.progress.update(result.server_round, result.evaluation.get("accuracy"), moved)
 
     def close(self) -> None:
         if self.progress is not None:

@@ -51,16 +51,37 @@ from fedsparse.compare.stats import (
 )
 
 __all__ = [
-    "COMPARISON_CSV", "COMPARISON_MD", "COMPARISON_PNG", "DEFAULT_TARGET_FRACTION", "IGNORED_SECTIONS",
-    "CompareError", "ComparePlan", "PlannedRun", "Reached", "SeedResult", "Stat",
-    "compare", "csv_rows", "default_target", "describe_federation", "first_reaching", "markdown",
-    "mean_curves", "mean_std", "plan_comparison", "resumable_round", "run_comparison", "run_state",
-    "summarize", "write_comparison",
+    "COMPARISON_CSV",
+    "COMPARISON_MD",
+    "COMPARISON_PNG",
+    "DEFAULT_TARGET_FRACTION",
+    "IGNORED_SECTIONS",
+    "CompareError",
+    "ComparePlan",
+    "PlannedRun",
+    "Reached",
+    "SeedResult",
+    "Stat",
+    "compare",
+    "csv_rows",
+    "default_target",
+    "describe_federation",
+    "first_reaching",
+    "markdown",
+    "mean_curves",
+    "mean_std",
+    "plan_comparison",
+    "resumable_round",
+    "run_comparison",
+    "run_state",
+    "summarize",
+    "write_comparison",
 ]
 
 
-def compare(plan: ComparePlan, *, overwrite: bool = False, progress: bool = False,
-            report: Callable[[str], None] = print) -> tuple[list[Path], str]:
+def compare(
+    plan: ComparePlan, *, overwrite: bool = False, progress: bool = False, report: Callable[[str], None] = print
+) -> tuple[list[Path], str]:
     """Run the plan, then write its comparison; return (paths written, the markdown)."""
     results = run_comparison(plan, overwrite=overwrite, progress=progress, report=report)
     paths, text, _ = write_comparison(plan, results)

@@ -108,6 +108,28 @@ def _problems(raw: dict[str, Any], *overrides: str) -> list[str]:
     return []
 
 
+def _unknown(names: Sequence[str]) -> list[str]:
+    from fedsparse.catalog import STRATEGIES
+
+    return [n for n in names if n not in STRATEGIES]
+
+
+def _name_problems(names: Sequence[str]) -> list[str]:
+    """What is wrong with the list of strategy names itself (empty, unknown, repeated)."""
+    from fedsparse.catalog import STRATEGIES
+
+    problems: list[str] = []
+    if not names:
+        problems.append("compare: no strategies; pass --strategies a,b,... or list them in compare.strategies")
+    unknown = _unknown(names)
+    if unknown:
+        problems.append(f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES.names())}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.append(f"--strategies: listed more than once: {', '.join(repeated)}")
+    return problems
+
+
 def plan_comparison(
     config: str | Path,
     overrides: Sequence[str] = (),
@@ -120,20 +142,11 @@ def plan_comparison(
     """Resolve strategies, seeds and target (arguments over the YAML ``compare`` section)
     and validate one config per (strategy, seed); raises :class:`ConfigError` listing
     every fault, each strategy-specific one naming its strategy."""
-    from fedsparse.catalog import STRATEGIES
-
     raw = apply_overrides(read_yaml(Path(config)), list(overrides))
     section = _compare_section(raw.pop("compare", None))
     names = list(strategies) if strategies is not None else list(section.strategies)
-    problems: list[str] = []
-    if not names:
-        problems.append("compare: no strategies; pass --strategies a,b,... or list them in compare.strategies")
-    unknown = [n for n in names if n not in STRATEGIES]
-    if unknown:
-        problems.append(f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES.names())}")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        problems.append(f"--strategies: listed more than once: {', '.join(repeated)}")
+    problems = _name_problems(names)
+    unknown = _unknown(names)
     n_seeds = section.seeds if seeds is None else seeds
     if n_seeds < 1:
         problems.append("--seeds: must be >= 1")
@@ -158,9 +171,16 @@ def plan_comparison(
     base_seed = cfgs[names[0]].seed
     out_dir = Path(out) if out is not None else Path(cfgs[names[0]].output.dir) / f"{Path(config).stem}-compare"
     plan = ComparePlan(
-        config=str(config), overrides=list(overrides), strategies=names,
-        seeds=[base_seed + k for k in range(n_seeds)], target=target, target_source=source,
-        out=out_dir, out_given=out is not None, strategies_given=strategies is not None, seeds_given=seeds is not None,
+        config=str(config),
+        overrides=list(overrides),
+        strategies=names,
+        seeds=[base_seed + k for k in range(n_seeds)],
+        target=target,
+        target_source=source,
+        out=out_dir,
+        out_given=out is not None,
+        strategies_given=strategies is not None,
+        seeds_given=seeds is not None,
     )
     for seed in plan.seeds:  # seed-major: an interrupted comparison has whole seeds done
         for name in names:

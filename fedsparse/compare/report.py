@@ -66,17 +66,22 @@ def _percent(value: float) -> str:
 def describe_federation(cfg: ExperimentConfig) -> str:
     """One sentence: data, partition, clients, rounds, model and, when they differ, devices."""
     data, fed, part = cfg.data, cfg.federation, cfg.data.partition
-    split = {"iid": "IID", "dirichlet": f"Dirichlet α={part.alpha:g}",
-             "pathological": f"{part.classes_per_client} classes each",
-             "shard": f"{part.shards_per_client} shards each"}[part.method]
+    split = {
+        "iid": "IID",
+        "dirichlet": f"Dirichlet α={part.alpha:g}",
+        "pathological": f"{part.classes_per_client} classes each",
+        "shard": f"{part.shards_per_client} shards each",
+    }[part.method]
     if data.tasks is not None:
         split = f"task streams ({data.tasks.kind}, {data.tasks.num_tasks} tasks)"
     if part.max_samples_per_client and data.tasks is None:
         split += f", ≤{part.max_samples_per_client} samples each"
     options = ", ".join(f"{k}={v}" for k, v in cfg.model.options.items())
-    text = (f"{data.dataset}, {fed.num_clients} clients ({split}), {fed.clients_per_round} per round, "
-            f"{fed.rounds} rounds × {fed.local_epochs} local epoch{'s' if fed.local_epochs > 1 else ''}, "
-            f"{cfg.model.name}{f' ({options})' if options else ''}")
+    text = (
+        f"{data.dataset}, {fed.num_clients} clients ({split}), {fed.clients_per_round} per round, "
+        f"{fed.rounds} rounds × {fed.local_epochs} local epoch{'s' if fed.local_epochs > 1 else ''}, "
+        f"{cfg.model.name}{f' ({options})' if options else ''}"
+    )
     if len(fed.profiles) > 1 or fed.profiles[0].bitwidth != 32 or fed.profiles[0].bandwidth_mbps:
         devices = []
         for p in fed.profiles:
@@ -90,8 +95,10 @@ def describe_federation(cfg: ExperimentConfig) -> str:
 
 def _target_note(plan: ComparePlan, target: float) -> str:
     if plan.target_source == "default":
-        return (f"{_percent(target)} (default: {_percent(DEFAULT_TARGET_FRACTION)} of the weakest strategy's "
-                "mean final accuracy, floored to a whole percent; `--target` sets it)")
+        return (
+            f"{_percent(target)} (default: {_percent(DEFAULT_TARGET_FRACTION)} of the weakest strategy's "
+            "mean final accuracy, floored to a whole percent; `--target` sets it)"
+        )
     return f"{_percent(target)} (from `{plan.target_source}`)"
 
 
@@ -105,7 +112,7 @@ def markdown(plan: ComparePlan, table: Sequence[dict[str, Any]], target: float, 
     goal = _percent(target)
     head = ["strategy", "final acc (%)"]
     bit_keys = [k for k in table[0] if k.startswith("accuracy_") and k.endswith("bit")]
-    head += [f"acc @{k[len('accuracy_'):-len('bit')]}-bit (%)" for k in bit_keys]
+    head += [f"acc @{k[len('accuracy_') : -len('bit')]}-bit (%)" for k in bit_keys]
     continual = "forgetting" in table[0]
     if continual:
         head.append("forgetting (pts)")
@@ -121,16 +128,22 @@ def markdown(plan: ComparePlan, table: Sequence[dict[str, Any]], target: float, 
         f"- **Target accuracy**: {_target_note(plan, target)}. *MB to target*: cumulative MB up + down at the "
         "first evaluation at or above it, over the seeds that reach it (how many, when not all); "
         "*sim s*: the simulation clock (counted FLOPs over device speed, bytes over bandwidth).",
-        "- " + ("Accuracy is the final average task accuracy (continual runs). " if continual else
-                "Accuracy is the final server-side test accuracy"
-                + (", the mean over the device bitwidths present. " if bit_keys else ". "))
+        "- "
+        + (
+            "Accuracy is the final average task accuracy (continual runs). "
+            if continual
+            else "Accuracy is the final server-side test accuracy"
+            + (", the mean over the device bitwidths present. " if bit_keys else ". ")
+        )
         + "MB = 10^6 bytes, as counted by the byte ledger, all clients and rounds.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    digits = {key: _decimals([row[key] for row in table])
-              for key in ("mb_up", "mb_down", "mb_to_target", "sim_seconds_to_target", "sim_seconds")}
+    digits = {
+        key: _decimals([row[key] for row in table])
+        for key in ("mb_up", "mb_down", "mb_to_target", "sim_seconds_to_target", "sim_seconds")
+    }
     for row in table:
         cells = [row["strategy"], row["final_accuracy"].text(100)]
         cells += [row[k].text(100) for k in bit_keys]
@@ -169,7 +182,9 @@ def write_comparison(plan: ComparePlan, results: Sequence[SeedResult]) -> tuple[
     _write_csv(plan.out / COMPARISON_CSV, table)
     figure = plan.out / COMPARISON_PNG
     plot_comparison(
-        mean_curves(results), figure, target=target,
+        mean_curves(results),
+        figure,
+        target=target,
         title=f"{Path(plan.config).stem}: mean over {len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''}",
     )
     text = markdown(plan, table, target, COMPARISON_PNG)

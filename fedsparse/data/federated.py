@@ -50,7 +50,7 @@ class FederatedData:
         return rows - self._validation_count(rows)
 
     def _validation_count(self, rows: int) -> int:
-        n_val = int(round(rows * self.val_fraction))
+        n_val = round(rows * self.val_fraction)
         if rows > 1:
             n_val = min(max(n_val, 1 if self.val_fraction > 0 else 0), rows - 1)
         return n_val

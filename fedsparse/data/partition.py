@@ -43,8 +43,7 @@ def _covering_pathological():  # type: ignore[no-untyped-def]
             labels = sorted(self.dataset.unique(self._partition_by))
             if self._num_classes_per_partition > len(labels):
                 raise ValueError(
-                    f"{self._num_classes_per_partition} classes per client, "
-                    f"but the dataset has only {len(labels)}"
+                    f"{self._num_classes_per_partition} classes per client, but the dataset has only {len(labels)}"
                 )
             order = [labels[i] for i in self._rng.permutation(len(labels))]
             k = self._num_classes_per_partition
@@ -89,7 +88,7 @@ def _partitioner(cfg: PartitionConfig, num_clients: int, seed: int):  # type: ig
 def _positions_per_partition(partitioner, size: int, num_clients: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """Each partition's positions in the partitioned table.
 
-    ``load_partition`` builds a Dataset per call (about 1 ms each: 10 s at 10,000
+    ``load_partition`` builds a Dataset per call (a cost that grows with the number of
     clients), so the positions are read where the partitioners keep them: ``IidPartitioner``
     cuts contiguous shards of sizes ``np.array_split``'s; the others compute a
     ``_partition_id_to_indices`` map on first use, into ``partitioner.dataset`` as it
@@ -110,21 +109,16 @@ def _capped(rows: np.ndarray, cap: int | None, seed: int, client_id: int) -> np.
     return np.sort(np.random.default_rng([seed, client_id]).choice(rows, size=cap, replace=False))
 
 
-def partition_indices(
-    labels: np.ndarray, num_clients: int, cfg: PartitionConfig, seed: int
-) -> list[np.ndarray]:
+def partition_indices(labels: np.ndarray, num_clients: int, cfg: PartitionConfig, seed: int) -> list[np.ndarray]:
     """Row indices of ``labels`` owned by each client, reproducible from ``seed``."""
     from datasets import Dataset
 
     # ``Dataset.shuffle(seed)``'s own permutation, applied up front: a shuffled Dataset
-    # reads columns through an index map, row by row (2 s for MNIST's 54,000 rows)
+    # reads columns through an index map, row by row
     order = np.random.default_rng(seed).permutation(len(labels))
     table = Dataset.from_dict({"label": labels[order], "row": order})
     partitioner = _partitioner(cfg, num_clients, seed)
     partitioner.dataset = table
     positions = _positions_per_partition(partitioner, len(table), num_clients)
     rows = np.asarray(partitioner.dataset["row"], dtype=np.int64)  # after any re-sorting (shard)
-    return [
-        _capped(np.sort(rows[where]), cfg.max_samples_per_client, seed, cid)
-        for cid, where in enumerate(positions)
-    ]
+    return [_capped(np.sort(rows[where]), cfg.max_samples_per_client, seed, cid) for cid, where in enumerate(positions)]

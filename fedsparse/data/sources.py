@@ -64,15 +64,11 @@ def _standardize(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def _seeded_split(
-    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
-) -> DataSplits:
+def _seeded_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> DataSplits:
     """Stratified split for datasets that ship without a test set."""
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return DataSplits(ArrayDataset(x_tr, y_tr), ArrayDataset(x_te, y_te))
 
 
@@ -130,9 +126,7 @@ def load_idx_folder(folder: Path, mean: float, std: float) -> DataSplits:
     )
 
 
-def load_from_hub(
-    repo: str, image_key: str, mean: float, std: float
-) -> DataSplits:
+def load_from_hub(repo: str, image_key: str, mean: float, std: float) -> DataSplits:
     """Download through Flower Datasets (Hugging Face hub); offline, fail clearly."""
     try:
         from flwr_datasets import FederatedDataset
@@ -148,13 +142,8 @@ def load_from_hub(
 
     def convert(split) -> ArrayDataset:  # type: ignore[no-untyped-def]
         images = np.stack([np.asarray(img, dtype=np.float32) for img in split[image_key]])
-        if images.ndim == 3:
-            images = images[:, None]
-        else:
-            images = images.transpose(0, 3, 1, 2)
-        return ArrayDataset(
-            _standardize(images / 255.0, mean, std), np.asarray(split["label"], np.int64)
-        )
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        return ArrayDataset(_standardize(images / 255.0, mean, std), np.asarray(split["label"], np.int64))
 
     return DataSplits(convert(train), convert(test))
 

@@ -1,4 +1,4 @@
-"""Task streams for federated continual learning (METHODS.md §3, FedWeIT).
+"""Task streams for federated continual learning (docs/methods.md §3, FedWeIT).
 
 Each client learns a private sequence of tasks, one stage after another, and the
 clients' sequences differ and may overlap. The setting is *task-incremental* and
@@ -78,8 +78,7 @@ class TasksConfig(BaseModel):
     max_test_per_task: int | None = Field(
         None,
         ge=1,
-        description="cap on each task's test samples (one seeded subset per task, the same "
-        "for every client)",
+        description="cap on each task's test samples (one seeded subset per task, the same for every client)",
     )
 
     @property
@@ -111,9 +110,7 @@ class TasksConfig(BaseModel):
         if k is None:
             out.append("data.tasks.classes_per_task: class_split needs a number of classes per task")
         elif k > num_classes:
-            out.append(
-                f"data.tasks.classes_per_task: must be <= {num_classes} (classes in the dataset)"
-            )
+            out.append(f"data.tasks.classes_per_task: must be <= {num_classes} (classes in the dataset)")
         elif self.pool * k > num_classes:
             field = "pool_size" if self.pool_size is not None else "num_tasks"
             out.append(
@@ -145,10 +142,7 @@ def task_pool(cfg: TasksConfig, num_classes: int, input_size: int, seed: int) ->
         ]
     k = int(cfg.classes_per_task)  # type: ignore[arg-type]
     order = np.random.default_rng([seed, _CLASS_ORDER]).permutation(num_classes)
-    return [
-        TaskSpec(t, tuple(int(c) for c in np.sort(order[t * k : (t + 1) * k])), None)
-        for t in range(cfg.pool)
-    ]
+    return [TaskSpec(t, tuple(int(c) for c in np.sort(order[t * k : (t + 1) * k])), None) for t in range(cfg.pool)]
 
 
 def task_streams(cfg: TasksConfig, num_clients: int, seed: int) -> list[list[int]]:
@@ -217,7 +211,7 @@ class ContinualData:
                     f"for {len(holders)} clients; some client would get none"
                 )
             shuffled = rows[np.random.default_rng([seed, _SHARE, spec.pool_id]).permutation(len(rows))]
-            for client, share in zip(holders, np.array_split(shuffled, max(len(holders), 1))):
+            for client, share in zip(holders, np.array_split(shuffled, max(len(holders), 1)), strict=False):
                 key = [seed, _TRAIN_CAP, client, spec.pool_id]
                 shares[(client, spec.pool_id)] = _capped(np.sort(share), cfg.max_train_per_task, key)
             test_rows.append(

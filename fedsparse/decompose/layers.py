@@ -1,4 +1,4 @@
-"""FedWeIT's decomposed linear and convolution layers (METHODS.md §3).
+"""FedWeIT's decomposed linear and convolution layers (docs/methods.md §3).
 
 The weight a layer uses for task t is
 
@@ -23,6 +23,7 @@ Tasks are keyed by their pool id (``"3"``: module attribute names cannot be inte
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,7 +131,7 @@ class DecomposedLayer(nn.Module):
         Ranked by the gate sigmoid(m) (equivalently the logit), not |m|: with the sigmoid
         in the forward pass a strongly negative logit is a unit switched off.
         """
-        drop = int(math.floor(sparsity * self.units))
+        drop = math.floor(sparsity * self.units)
         keep = torch.ones(self.units, dtype=torch.bool)
         if drop:
             keep[torch.argsort(self.masks[task].detach(), stable=True)[:drop]] = False

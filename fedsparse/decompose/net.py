@@ -28,7 +28,9 @@ class DecomposedNet(nn.Module):
         self.trunk = nn.Sequential(*[decompose(layer) or layer for layer in plain.trunk])
         # initial heads, copied when a task starts (not part of the state: rebuilt from the seed)
         self._initial_heads = [{k: v.detach().clone() for k, v in h.state_dict().items()} for h in plain.heads]
-        self._head_shape = (plain.heads[0].out_features, plain.heads[0].in_features)
+        first_head = plain.heads[0]
+        assert isinstance(first_head, nn.Linear)
+        self._head_shape: tuple[int, int] = (first_head.out_features, first_head.in_features)
         self.heads = nn.ModuleDict()
         self.tasks: list[int] = []  # learned, in order; the last one may still be running
         self.finished: list[int] = []
@@ -53,7 +55,7 @@ class DecomposedNet(nn.Module):
     def load_global_base(self, state: Mapping[str, torch.Tensor]) -> None:
         """Take the server's base where it is non-zero; keep the own one elsewhere.
 
-        The server zeroes the output units no client sent this round (METHODS.md §3).
+        The server zeroes the output units no client sent this round (docs/methods.md §3).
         """
         for name, layer in self.layers().items():
             incoming = state[f"{name}.{BASE}"]
@@ -105,7 +107,7 @@ class DecomposedNet(nn.Module):
 
     # ------------------------------------------------------------ loss
     def regularizer(self, lambda1: float, lambda2: float, weight_decay: float) -> torch.Tensor:
-        """The current task's loss terms beyond cross-entropy (METHODS.md §3)."""
+        """The current task's loss terms beyond cross-entropy (docs/methods.md §3)."""
         task = self.current
         if task is None:
             raise RuntimeError("no task is running")
@@ -127,9 +129,7 @@ class DecomposedNet(nn.Module):
     def sparse_base(self, sparsity: float) -> dict[str, torch.Tensor]:
         """B ⊙ keep: the base with the least-gated units zeroed, as it goes to the server."""
         keep = self.keep_masks(sparsity)
-        return {
-            name: base * keep[name].view(-1, *([1] * (base.dim() - 1))) for name, base in self.base_state().items()
-        }
+        return {name: base * keep[name].view(-1, *([1] * (base.dim() - 1))) for name, base in self.base_state().items()}
 
     # ------------------------------------------------------------ persistence
     def structure(self) -> dict[str, list[int] | int]:
@@ -139,7 +139,9 @@ class DecomposedNet(nn.Module):
         return {"tasks": list(self.tasks), "finished": list(self.finished), "knowledge": kb_size}
 
     @classmethod
-    def restore(cls, plain: MultiHeadNet, structure: Mapping[str, object], state: Mapping[str, torch.Tensor]) -> DecomposedNet:
+    def restore(
+        cls, plain: MultiHeadNet, structure: Mapping[str, object], state: Mapping[str, torch.Tensor]
+    ) -> DecomposedNet:
         """Rebuild the net a client saved: same tasks, same roles, same tensors."""
         net = cls(plain)
         tasks = [int(t) for t in structure["tasks"]]  # type: ignore[attr-defined]

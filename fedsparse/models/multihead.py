@@ -1,12 +1,14 @@
 """One shared trunk, one classifier head per task: the multi-head net of continual learning.
 
-In task-incremental learning (METHODS.md §3) the task id is known at test time, so each
+In task-incremental learning (docs/methods.md §3) the task id is known at test time, so each
 task gets its own small output layer and tasks do not compete for output units. The
 trunk is any registry model with its final ``Linear`` removed, so the heads are exactly
 the classifier that model would have had, one copy per task of the pool.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 from torch import nn
@@ -36,7 +38,7 @@ def split_classifier(model: nn.Module) -> tuple[nn.Sequential, nn.Linear]:
     """A registry model's trunk and its final classifier layer."""
     if not isinstance(model, nn.Sequential) or not isinstance(model[-1], nn.Linear):
         raise ValueError(f"a multi-head net needs a Sequential model ending in Linear, got {type(model).__name__}")
-    return model[:-1], model[-1]
+    return cast(nn.Sequential, model[:-1]), model[-1]
 
 
 def build_multihead(

@@ -13,9 +13,7 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def build_model(
-    name: str, input_shape: tuple[int, int, int], num_classes: int, **options: Any
-) -> nn.Module:
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options: Any) -> nn.Module:
     """Build a registered model; ``options`` are the builder's keyword arguments."""
     return MODELS.get(name)(input_shape=input_shape, num_classes=num_classes, **options)
 

@@ -1,4 +1,4 @@
-"""ProWD's trainable progressive dequantizer (METHODS.md §1, steps 1–3), plain PyTorch.
+"""ProWD's trainable progressive dequantizer (docs/methods.md §1, steps 1–3), plain PyTorch.
 
 The bit ladder sorts the precisions present and inserts integer rungs so no step more
 than doubles the bits (8 → int16 → 32). Block D_k maps a weight at rung k towards rung
@@ -119,8 +119,10 @@ class DequantizerBlock(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(NUM_FEATURES, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1)
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        last = self.net[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def correct(self, values: torch.Tensor, feats: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         return values + step * 0.5 * torch.tanh(self.net(feats).squeeze(1))
@@ -136,6 +138,10 @@ class ProgressiveDequantizer(nn.Module):
             raise ValueError("the ladder must end at float32")
         self.ladder = list(ladder)
         self.blocks = nn.ModuleList(DequantizerBlock(p, hidden) for p in self.ladder[:-1])
+
+    def typed_blocks(self) -> list[DequantizerBlock]:
+        """The blocks D_0 … D_{K-1}, lowest rung first."""
+        return [block for block in self.blocks if isinstance(block, DequantizerBlock)]
 
     def rung(self, precision: Precision) -> int:
         try:

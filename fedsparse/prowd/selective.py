@@ -1,4 +1,4 @@
-"""ProWD's selective aggregation (METHODS.md §1, step 4), on plain arrays.
+"""ProWD's selective aggregation (docs/methods.md §1, step 4), on plain arrays.
 
 Δ_H is the example-weighted mean update of the high-precision clients. A low-precision
 client's update Δ_l counts only where it points the same way as Δ_H (strictly the same
@@ -45,4 +45,3 @@ def selective_mean(
             denominator += np.where(agree, weight, 0.0)
         out[name] = (base64 + numerator / denominator).astype(base.dtype)
     return out, kept / max(offered, 1)
-

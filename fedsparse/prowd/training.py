@@ -68,7 +68,7 @@ class DequantizerTrainer:
     def _rungs(self, states: Sequence[TensorState], flat: FlatWeights) -> list[_Rung]:
         ladder = self.dequantizer.ladder
         rungs = []
-        for k, block in enumerate(self.dequantizer.blocks):
+        for k, block in enumerate(self.dequantizer.typed_blocks()):
             values, feats, steps, targets = [], [], [], []
             for state in states:
                 x = flat.quantized(state, ladder[k])
@@ -82,7 +82,7 @@ class DequantizerTrainer:
 
     def _reconstruction(self, rungs: list[_Rung]) -> torch.Tensor:
         loss = torch.zeros(())
-        for block, rung in zip(self.dequantizer.blocks, rungs, strict=True):
+        for block, rung in zip(self.dequantizer.typed_blocks(), rungs, strict=True):
             idx = torch.randint(len(rung.values), (self.settings.batch_elements,), generator=self.generator)
             step = rung.step[idx]
             keep = step > 0
@@ -103,7 +103,9 @@ class DequantizerTrainer:
             loss = loss + F.kl_div(F.log_softmax(logits, dim=1), teacher, reduction="batchmean")
         return loss / max(len(starts), 1)
 
-    def fit(self, states: Sequence[TensorState], reference: TensorState, starts: Sequence[Precision]) -> dict[str, float]:
+    def fit(
+        self, states: Sequence[TensorState], reference: TensorState, starts: Sequence[Precision]
+    ) -> dict[str, float]:
         """Train on high-precision ``states``; distil on ``reference`` from each low ``start``."""
         flat = FlatWeights.of(reference)
         rungs = self._rungs(states, flat)

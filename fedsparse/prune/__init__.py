@@ -1,5 +1,5 @@
 """Structured pruning: channel wiring, channel selection, sub-model extraction and
-scatter-back, and HeteroFL's activation scaler (METHODS.md §2)."""
+scatter-back, and HeteroFL's activation scaler (docs/methods.md §2)."""
 
 from fedsparse.prune.layout import ChannelLayout, ParamAxes, channel_layout
 from fedsparse.prune.scaler import scaled_activations

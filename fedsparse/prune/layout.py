@@ -79,7 +79,9 @@ def channel_layout(model: nn.Module) -> ChannelLayout:
             if current is not None:
                 incoming = sizes[current]
                 if _input_width(module) % incoming:
-                    raise ValueError(f"layer {name}: {_input_width(module)} inputs do not split over {incoming} channels")
+                    raise ValueError(
+                        f"layer {name}: {_input_width(module)} inputs do not split over {incoming} channels"
+                    )
                 repeat = _input_width(module) // incoming
             out_group = None if name == weighted[-1] else len(sizes)
             params[f"{name}.weight"] = ParamAxes(out_group, current, repeat)

@@ -1,4 +1,4 @@
-"""AdaptCL's pruned-rate learning from observed round times (METHODS.md §2 step 4).
+"""AdaptCL's pruned-rate learning from observed round times (docs/methods.md §2 step 4).
 
 No capability is known in advance: every worker starts at rate 0 and the learner only
 sees how long each took. With t* the fastest time of a worker still at rate 0 (a running
@@ -13,8 +13,7 @@ time usually falls less than modelled and the worker approaches the band from ab
 Channels come in whole units, though, so a small sub-model can jump below t*. That is
 why t* is taken from unpruned workers only: were a pruned worker's time the reference,
 one such jump would drag everyone else (the fastest included) down after it, round after
-round (measured: all five devices of a test federation pruned 35-90 % after 20 rounds
-instead of 0-85 %). Rates never grow back, as in the published method; ``max_rate``
+round. Rates never grow back, as in the published method; ``max_rate``
 caps them.
 """
 

@@ -19,7 +19,7 @@ Kept = tuple[np.ndarray, ...]
 
 
 def kept_count(width: int, pruned_rate: float) -> int:
-    """ceil((1 - r)·C) channels, at least one (METHODS.md §2 step 1).
+    """ceil((1 - r)·C) channels, at least one (docs/methods.md §2 step 1).
 
     The product is rounded to 9 decimals first so 0.7·10 (= 7.000000000000001) keeps 7.
     """
@@ -35,9 +35,7 @@ def first_k(layout: ChannelLayout, pruned_rate: float) -> Kept:
 
 def rolling(layout: ChannelLayout, pruned_rate: float, offset: int) -> Kept:
     """FedRolex: a window of ceil((1 - r)·C) channels starting at ``offset`` (mod C)."""
-    return tuple(
-        np.sort((offset + np.arange(kept_count(size, pruned_rate))) % size) for size in layout.group_sizes
-    )
+    return tuple(np.sort((offset + np.arange(kept_count(size, pruned_rate))) % size) for size in layout.group_sizes)
 
 
 def by_importance(layout: ChannelLayout, state: Mapping[str, np.ndarray], pruned_rate: float) -> Kept:
@@ -52,4 +50,3 @@ def by_importance(layout: ChannelLayout, state: Mapping[str, np.ndarray], pruned
         order = np.argsort(-norms, kind="stable")
         kept.append(np.sort(order[: kept_count(size, pruned_rate)]))
     return tuple(kept)
-

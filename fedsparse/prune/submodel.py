@@ -69,7 +69,7 @@ class SubUpdate:
 def scatter_mean(global_state: Mapping[str, np.ndarray], layout: ChannelLayout, updates: Sequence[SubUpdate]) -> State:
     """Element-wise weighted mean over the clients whose sub-model held each element.
 
-    Elements no client held keep their global value (METHODS.md §2 step 3). Shapes are
+    Elements no client held keep their global value (docs/methods.md §2 step 3). Shapes are
     checked against the kept sets: a sub-model that does not match is a ``ValueError``.
     """
     sums = {name: np.zeros(values.shape, dtype=np.float64) for name, values in global_state.items()}

@@ -1,6 +1,6 @@
 """A device's number format: b-bit integers on a per-channel grid, float16 or float32.
 
-The YAML speaks in bitwidths (METHODS.md §1): 32 is float32, 16 is float16 (no integer
+The YAML speaks in bitwidths (docs/methods.md §1): 32 is float32, 16 is float16 (no integer
 grid), 2–15 are signed integers. The library also knows 16-bit integers
 (``Precision(16, "int")``), e.g. as an intermediate rung of ProWD's bit ladder.
 """

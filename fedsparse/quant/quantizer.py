@@ -1,4 +1,4 @@
-"""Symmetric uniform per-channel quantizer (METHODS.md §1).
+"""Symmetric uniform per-channel quantizer (docs/methods.md §1).
 
 s = max|w| / (2^(b-1) - 1) per output channel (dim 0; one scale for a 1-D tensor), and
 Q_b(w) = s · clip(round(w / s), -2^(b-1), 2^(b-1) - 1). A channel of zeros gets s = 0 and
@@ -64,6 +64,4 @@ def fake_quantize(w: torch.Tensor, precision: Precision) -> torch.Tensor:
 
 def quantize_state(state: Mapping[str, torch.Tensor], precision: Precision) -> dict[str, torch.Tensor]:
     """Every floating tensor of a state dict through Q_b; other tensors unchanged."""
-    return {
-        name: fake_quantize(t, precision) if t.is_floating_point() else t for name, t in state.items()
-    }
+    return {name: fake_quantize(t, precision) if t.is_floating_point() else t for name, t in state.items()}

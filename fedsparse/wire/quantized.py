@@ -94,4 +94,3 @@ def encode_at(
             codes, scales = stochastic_quantize(t, precision, generator) if generator else quantize(t, precision)
             record[name] = encode_codes(codes, scales, precision.bits)
     return record
-

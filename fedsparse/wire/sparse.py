@@ -1,7 +1,7 @@
 """Sparse float codec: a tensor's non-zeros as (index part + float32 values).
 
-METHODS.md §4: a sparse tensor on the wire is (indices or bitmap) + values; the ledger
-counts exactly those bytes. A tensor travels as one Flower ``Array`` with
+A sparse tensor on the wire is (indices or bitmap) + values; the ledger counts exactly
+those bytes. A tensor travels as one Flower ``Array`` with
 ``dtype="float32"``, its logical ``shape``, ``stype="fedsparse.sparse"`` and ``data`` =
 one format byte, the index part, then the float32 little-endian values. No ``.npy``
 header, no length fields: Flower's ``count_bytes`` sees exactly what a device sends, and

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -33,7 +32,9 @@ def test_training_is_seeded_by_round_and_client(quickstart_cfg, server_identity)
     start = encode_model(task.build_model())
     first = decode_state(app(train_message(task, start, 1002), context_for(2, 10)).content["arrays"])
     again = decode_state(app(train_message(task, start, 1002), context_for(2, 10)).content["arrays"])
-    later = decode_state(app(train_message(task, start, 1002, **{"server-round": 2}), context_for(2, 10)).content["arrays"])
+    later = decode_state(
+        app(train_message(task, start, 1002, **{"server-round": 2}), context_for(2, 10)).content["arrays"]
+    )
     assert _distance(first, again) == 0
     assert _distance(first, later) > 0
 

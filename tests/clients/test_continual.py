@@ -7,10 +7,10 @@ import logging
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, Message, MessageType, RecordDict
 
-from fedsparse.clients.app import app
 from fedsparse import protocol
+from fedsparse.clients.app import app
 from fedsparse.clients.fedweit import NET_STATE, STRUCTURE, FedWeITParams, read_knowledge
 from fedsparse.clients.local import MODEL_STATE
 from fedsparse.config import apply_overrides, read_yaml, validate_config
@@ -23,10 +23,19 @@ from ..conftest import REPO
 from ..helpers import context_for
 
 DIGITS = [
-    "data.dataset=digits", "data.path=null", "model.options={channels: [8, 16], hidden: 32}",
-    "data.tasks.num_tasks=2", "data.tasks.rounds_per_task=2", "federation.rounds=4", "federation.num_clients=2",
-    "federation.clients_per_round=2", "data.tasks.max_train_per_task=null", "data.tasks.max_test_per_task=null",
-    "federation.lr=0.005", "federation.local_epochs=2", "federation.batch_size=32",
+    "data.dataset=digits",
+    "data.path=null",
+    "model.options={channels: [8, 16], hidden: 32}",
+    "data.tasks.num_tasks=2",
+    "data.tasks.rounds_per_task=2",
+    "federation.rounds=4",
+    "federation.num_clients=2",
+    "federation.clients_per_round=2",
+    "data.tasks.max_train_per_task=null",
+    "data.tasks.max_test_per_task=null",
+    "federation.lr=0.005",
+    "federation.local_epochs=2",
+    "federation.batch_size=32",
 ]
 
 
@@ -35,7 +44,9 @@ def digits_task(strategy: str) -> ClientTask:
     return ClientTask.from_experiment(validate_config(raw))
 
 
-def fedweit_message(task: ClientTask, server_round: int, base: ArrayRecord, knowledge: ArrayRecord | None = None) -> Message:
+def fedweit_message(
+    task: ClientTask, server_round: int, base: ArrayRecord, knowledge: ArrayRecord | None = None
+) -> Message:
     config = task.to_config()
     config[protocol.SERVER_ROUND] = server_round
     params = FedWeITParams(lambda1=1e-3, lambda2=100.0, weight_decay=1e-4, client_sparsity=0.3)
@@ -109,7 +120,9 @@ def test_malformed_knowledge_entries_are_dropped_and_logged(caplog) -> None:  # 
             record[f"kb{entry}.{name}"] = encode_sparse(good[name] * (entry + 1))
     record["kb1.trunk.2.base"] = encode_sparse(np.ones((4, 2), dtype=np.float32))  # wrong shape
     wrong = encode_sparse(np.eye(4, 3, dtype=np.float32))
-    record["kb2.trunk.0.base"] = Array(dtype=wrong.dtype, shape=wrong.shape, stype=wrong.stype, data=wrong.data[:-2])  # truncated
+    record["kb2.trunk.0.base"] = Array(
+        dtype=wrong.dtype, shape=wrong.shape, stype=wrong.stype, data=wrong.data[:-2]
+    )  # truncated
     del record["kb3.trunk.2.base"]  # incomplete entry
     with caplog.at_level(logging.WARNING, logger="fedsparse"):
         knowledge = read_knowledge(record, shapes)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
-from fedsparse.protocol import STATE_DIR
 from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
+from fedsparse.protocol import STATE_DIR
 
 
 def _context(state_dir: Path | None = None) -> Context:

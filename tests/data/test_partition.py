@@ -19,9 +19,9 @@ def test_partitions_are_disjoint_and_reproducible(labels: np.ndarray, method: st
     assert len(parts) == 8 and all(len(p) > 0 for p in parts)
     assert len(np.unique(rows)) == len(rows)  # no row owned twice
     again = partition_indices(labels, 8, cfg, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=False))
     other = partition_indices(labels, 8, cfg, seed=4)
-    assert not all(np.array_equal(a, b) for a, b in zip(parts, other))
+    assert not all(np.array_equal(a, b) for a, b in zip(parts, other, strict=False))
 
 
 def test_iid_uses_every_row_and_mixes_labels(labels: np.ndarray) -> None:
@@ -58,14 +58,19 @@ def test_fast_positions_equal_flowers_load_partition(labels: np.ndarray, method:
     partitioner = _partitioner(cfg, 7, 3)
     partitioner.dataset = table
     expected = [np.sort(np.asarray(partitioner.load_partition(cid)["row"])) for cid in range(7)]
-    assert all(np.array_equal(a, b) for a, b in zip(partition_indices(labels, 7, cfg, seed=3), expected))
+    assert all(np.array_equal(a, b) for a, b in zip(partition_indices(labels, 7, cfg, seed=3), expected, strict=False))
 
 
 def test_max_samples_per_client_keeps_a_seeded_subset(labels: np.ndarray) -> None:
     full = partition_indices(labels, 4, PartitionConfig(), seed=0)
     capped = partition_indices(labels, 4, PartitionConfig(max_samples_per_client=50), seed=0)
     assert [len(p) for p in capped] == [50] * 4
-    assert all(np.isin(c, f).all() for c, f in zip(capped, full))
-    assert all(np.array_equal(a, b) for a, b in zip(capped, partition_indices(labels, 4, PartitionConfig(max_samples_per_client=50), seed=0)))
+    assert all(np.isin(c, f).all() for c, f in zip(capped, full, strict=False))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            capped, partition_indices(labels, 4, PartitionConfig(max_samples_per_client=50), seed=0), strict=False
+        )
+    )
     roomy = partition_indices(labels, 4, PartitionConfig(max_samples_per_client=10_000), seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip(roomy, full))
+    assert all(np.array_equal(a, b) for a, b in zip(roomy, full, strict=False))

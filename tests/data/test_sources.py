@@ -18,7 +18,8 @@ def test_mnist_idx_folder_is_the_real_60k_10k(mnist_dir: Path) -> None:
 
 
 def test_truncated_idx_is_a_clear_error(tmp_path: Path, mnist_dir: Path) -> None:
-    raw = gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read()
+    with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz") as handle:
+        raw = handle.read()
     broken = tmp_path / "t10k-labels-idx1-ubyte.gz"
     broken.write_bytes(gzip.compress(raw[:-10]))
     with pytest.raises(DataError, match="truncated"):
@@ -26,7 +27,7 @@ def test_truncated_idx_is_a_clear_error(tmp_path: Path, mnist_dir: Path) -> None
 
 
 def test_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="missing train-images-idx3-ubyte.gz"):
+    with pytest.raises(DataError, match=r"missing train-images-idx3-ubyte\.gz"):
         DATASETS.get("mnist").load(tmp_path, 0, 0.2)
 
 

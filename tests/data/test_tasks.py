@@ -129,7 +129,7 @@ def test_problems_name_the_field() -> None:
     (line,) = TasksConfig(num_tasks=5, pool_size=3, classes_per_task=1).problems(10)
     assert line.startswith("data.tasks.pool_size: 3 is fewer than num_tasks")
     assert TasksConfig(kind="permuted", num_tasks=20).problems(10) == []
-    with pytest.raises(ValueError, match="data.tasks.num_tasks"):
+    with pytest.raises(ValueError, match=r"data\.tasks\.num_tasks"):
         load(num_tasks=6)
     with pytest.raises(ValidationError):
         TasksConfig(rounds=3)  # type: ignore[call-arg]

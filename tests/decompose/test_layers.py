@@ -18,7 +18,9 @@ from fedsparse.decompose import DecomposedConv2d, DecomposedLinear, decompose
         (nn.Conv2d(3, 6, 3, padding=1, stride=2), torch.randn(2, 3, 9, 9)),
     ],
 )
-def test_with_zero_adaptive_saturated_mask_and_no_knowledge_it_is_the_plain_layer(plain: nn.Module, x: torch.Tensor) -> None:
+def test_with_zero_adaptive_saturated_mask_and_no_knowledge_it_is_the_plain_layer(
+    plain: nn.Module, x: torch.Tensor
+) -> None:
     torch.manual_seed(0)
     layer = decompose(plain)
     assert layer is not None

@@ -41,13 +41,16 @@ def past_task_drift(lambda2: float) -> tuple[float, float]:
     net.select(first.spec.pool_id)
     train_task(net, first, lambda2, epochs=3)
     net.finish_task(1e-3)
-    before = {n: l.effective_weight(str(first.spec.pool_id)).detach().clone() for n, l in net.layers().items()}
-    base_before = {n: l.base.detach().clone() for n, l in net.layers().items()}
+    before = {n: layer.effective_weight(str(first.spec.pool_id)).detach().clone() for n, layer in net.layers().items()}
+    base_before = {n: layer.base.detach().clone() for n, layer in net.layers().items()}
     net.add_task(second.spec.pool_id)
     net.select(second.spec.pool_id)
     train_task(net, second, lambda2, epochs=10)
-    moved = sum((l.effective_weight(str(first.spec.pool_id)).detach() - before[n]).norm() ** 2 for n, l in net.layers().items())
-    base_moved = sum((l.base.detach() - base_before[n]).norm() ** 2 for n, l in net.layers().items())
+    moved = sum(
+        (layer.effective_weight(str(first.spec.pool_id)).detach() - before[n]).norm() ** 2
+        for n, layer in net.layers().items()
+    )
+    base_moved = sum((layer.base.detach() - base_before[n]).norm() ** 2 for n, layer in net.layers().items())
     size = sum(w.norm() ** 2 for w in before.values())
     return float((moved / size) ** 0.5), float((base_moved / size) ** 0.5)
 
@@ -72,7 +75,9 @@ def test_regularizer_is_the_sum_of_methods_md_terms() -> None:
     for layer in net.layers().values():
         a, m = layer.adaptive["1"], layer.masks["1"]
         expected += 1e-3 * a.abs().sum() + 1e-4 * 0.5 * (a.pow(2).sum() + m.pow(2).sum())
-        theta0 = layer.base * torch.sigmoid(layer.masks["0"]).view(-1, *[1] * (layer.base.dim() - 1)) + layer.adaptive["0"]
+        theta0 = (
+            layer.base * torch.sigmoid(layer.masks["0"]).view(-1, *[1] * (layer.base.dim() - 1)) + layer.adaptive["0"]
+        )
         expected += 100.0 * 0.5 * (theta0 - layer.stored.get("0")).pow(2).sum()
     assert torch.allclose(net.regularizer(1e-3, 100.0, 1e-4), expected, rtol=1e-5)
 
@@ -101,12 +106,16 @@ def test_the_sparse_base_zeroes_whole_least_gated_units() -> None:
 @pytest.mark.parametrize("knowledge_entries", [0, 2])
 def test_restore_rebuilds_the_same_net_from_its_state_and_structure(knowledge_entries: int) -> None:
     net = DecomposedNet(plain_net())
-    net.add_task(2, {n: torch.randn(3, *l.base.shape) for n, l in net.layers().items()})
+    net.add_task(2, {n: torch.randn(3, *layer.base.shape) for n, layer in net.layers().items()})
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.01 * torch.randn_like(p))
     net.finish_task(1e-3)
-    kb = {n: torch.randn(knowledge_entries, *l.base.shape) for n, l in net.layers().items()} if knowledge_entries else None
+    kb = (
+        {n: torch.randn(knowledge_entries, *layer.base.shape) for n, layer in net.layers().items()}
+        if knowledge_entries
+        else None
+    )
     net.add_task(4, kb)
     copy = DecomposedNet.restore(plain_net(), net.structure(), net.state_dict())
     assert copy.structure() == net.structure() == {"tasks": [2, 4], "finished": [2], "knowledge": knowledge_entries}

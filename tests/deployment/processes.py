@@ -88,7 +88,9 @@ class Process:
         deadline = time.monotonic() + timeout
         while text not in self.log():
             if not self.running():
-                raise RuntimeError(f"{self.name} exited ({self.popen.returncode}) before logging {text!r}:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited ({self.popen.returncode}) before logging {text!r}:\n{self.log()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} did not log {text!r} in {timeout:.0f} s:\n{self.log()[-3000:]}")
             time.sleep(0.2)
@@ -151,12 +153,53 @@ class Tls:
         (folder / "server.ext").write_text(f"subjectAltName = {hosts}\n")
         run_commands(
             [
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-                 "-subj", "/CN=fedsparse-ca", "-keyout", "ca.key", "-out", "ca.crt"],
-                ["openssl", "req", "-newkey", "rsa:2048", "-nodes",
-                 "-subj", "/CN=fedsparse-superlink", "-keyout", "server.key", "-out", "server.csr"],
-                ["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "365", "-extfile", "server.ext", "-out", "server.crt"],
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "365",
+                    "-subj",
+                    "/CN=fedsparse-ca",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                ],
+                [
+                    "openssl",
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=fedsparse-superlink",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                ],
+                [
+                    "openssl",
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "365",
+                    "-extfile",
+                    "server.ext",
+                    "-out",
+                    "server.crt",
+                ],
             ],
             folder,
         )
@@ -192,13 +235,25 @@ class Federation:
         return self.processes[0]
 
     def start_superlink(self) -> Process:
-        args = [str(BIN / "flower-superlink"), "--host", "127.0.0.1", "--port", str(self.port),
-                "--disable-runtime-dependency-installation"]
+        args = [
+            str(BIN / "flower-superlink"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--disable-runtime-dependency-installation",
+        ]
         if self.tls is None:
             args.append("--insecure")
         else:
-            args += ["--ssl-ca-certfile", str(self.tls.ca), "--ssl-certfile", str(self.tls.cert),
-                     "--ssl-keyfile", str(self.tls.key)]
+            args += [
+                "--ssl-ca-certfile",
+                str(self.tls.ca),
+                "--ssl-certfile",
+                str(self.tls.cert),
+                "--ssl-keyfile",
+                str(self.tls.key),
+            ]
         if self.supernode_auth:
             args.append("--enable-supernode-auth")
         server = self.root / "server"
@@ -210,8 +265,15 @@ class Federation:
         return process
 
     def supernode_args(self, node_config: str, key: Path | None = None) -> list[str]:
-        args = [str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{self.port}",
-                "--port", str(free_port()), "--node-config", node_config]
+        args = [
+            str(BIN / "flower-supernode"),
+            "--superlink",
+            f"127.0.0.1:{self.port}",
+            "--port",
+            str(free_port()),
+            "--node-config",
+            node_config,
+        ]
         args += ["--insecure"] if self.tls is None else ["--root-certificates", str(self.tls.ca)]
         if key is not None:
             args += ["--auth-supernode-private-key", str(key)]
@@ -233,7 +295,7 @@ class Federation:
 
     def _connect_user(self) -> None:
         """The user's $FLWR_HOME/config.toml: this SuperLink as the default connection."""
-        security = 'insecure = true' if self.tls is None else f'root-certificates = "{self.tls.ca}"'
+        security = "insecure = true" if self.tls is None else f'root-certificates = "{self.tls.ca}"'
         flwr_home = self.root / "user" / ".flwr"
         flwr_home.mkdir(parents=True, exist_ok=True)
         (flwr_home / "config.toml").write_text(
@@ -245,8 +307,13 @@ class Federation:
         """The flwr CLI on the user's machine."""
         user = self.root / "user"
         return subprocess.run(
-            [str(BIN / "flwr"), *args], cwd=user, env=machine_env(user),
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [str(BIN / "flwr"), *args],
+            cwd=user,
+            env=machine_env(user),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def submit(self, app: Path, **run_config: str) -> int:
@@ -256,7 +323,9 @@ class Federation:
         # table to the user's config): never let a test edit the working tree.
         assert "federations" not in pyproject["tool"]["flwr"], f"{app}/pyproject.toml has [tool.flwr.federations]"
         overrides = " ".join(f'{key}="{value}"' for key, value in run_config.items())
-        result = self.flwr("run", str(app), CONNECTION, *(["--run-config", overrides] if overrides else []), "--format", "json")
+        result = self.flwr(
+            "run", str(app), CONNECTION, *(["--run-config", overrides] if overrides else []), "--format", "json"
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         payload = json.loads(result.stdout)
         assert payload["success"], payload

@@ -38,7 +38,9 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
         confined(root, "link/secret.yaml", "config")
 
 
-def test_deployed_paths_use_the_installed_app_and_the_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deployed_paths_use_the_installed_app_and_the_runs_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
     monkeypatch.setenv(RUNS_ROOT_ENV, str(tmp_path / "results"))
     run = Run.create_empty(run_id=42)

@@ -21,9 +21,13 @@ def _trained_weights(seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
     model = build_model("cnn", (1, 8, 8), 10)
     train_epochs(
-        model, data.train, epochs=2, batch_size=32,
+        model,
+        data.train,
+        epochs=2,
+        batch_size=32,
         optimizer=make_optimizer(model.parameters(), "sgd", 0.05, 0.9),
-        generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(seed),
+        device=torch.device("cpu"),
     )
     return {k: v.detach() for k, v in model.state_dict().items()}
 
@@ -75,7 +79,7 @@ def test_distillation_uses_the_server_buffer_and_trains() -> None:
     before = [p.detach().clone() for p in dequantizer.parameters()]
     losses = trainer.fit([weights], weights, [INT2])
     assert len(data.server) == 100 and losses["dequantizer_distillation"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(before, dequantizer.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, dequantizer.parameters(), strict=False))
     with pytest.raises(ValueError, match="buffer"):
         DequantizerTrainer(dequantizer, settings, seed=0)
 

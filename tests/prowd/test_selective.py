@@ -8,8 +8,10 @@ from fedsparse.prowd import selective_mean
 
 def test_keeps_exactly_the_low_bit_elements_that_agree_with_the_high_update() -> None:
     base = {"w": np.zeros(5, np.float32)}
-    high = [({"w": np.array([1.0, -1.0, 2.0, 0.0, 1.0], np.float32)}, 1.0),
-            ({"w": np.array([3.0, -1.0, 0.0, 0.0, 1.0], np.float32)}, 3.0)]
+    high = [
+        ({"w": np.array([1.0, -1.0, 2.0, 0.0, 1.0], np.float32)}, 1.0),
+        ({"w": np.array([3.0, -1.0, 0.0, 0.0, 1.0], np.float32)}, 3.0),
+    ]
     low = {"w": np.array([4.0, 5.0, -1.0, 7.0, 0.0], np.float32)}
     out, kept = selective_mean(base, high, [(low, 2.0)])
     # Δ_H = [2.5, -1, 0.5, 0, 1]: the low update agrees only on element 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
+from fedsparse.catalog import prunes_model
 from fedsparse.models import build_model
 from fedsparse.prune import ParamAxes, channel_layout
-from fedsparse.catalog import prunes_model
 
 
 def test_cnn_wiring() -> None:

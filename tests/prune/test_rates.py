@@ -66,7 +66,11 @@ def test_a_quadratic_cost_converges_in_one_full_step() -> None:
 
 
 def test_bad_knobs_are_refused() -> None:
-    for kwargs in ({"slack": 0.0, "max_rate": 0.5}, {"slack": 0.1, "max_rate": 1.0}, {"slack": 0.1, "max_rate": 0.5, "step": 0.0}):
+    for kwargs in (
+        {"slack": 0.0, "max_rate": 0.5},
+        {"slack": 0.1, "max_rate": 1.0},
+        {"slack": 0.1, "max_rate": 0.5, "step": 0.0},
+    ):
         with pytest.raises(ValueError):
             PrunedRateLearner(**kwargs)  # type: ignore[arg-type]
 

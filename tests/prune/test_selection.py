@@ -36,8 +36,21 @@ def test_first_k_and_rolling_windows() -> None:
 def test_importance_keeps_the_largest_l1_filters_in_index_order() -> None:
     layout = _layout()
     state = {
-        "0.weight": np.array([[1, 1, 1], [5, 0, 0], [0, 0, 0.5], [-4, -4, 0], [2, 0, 0], [0, 9, 0],
-                              [0, 0, 0], [1, 0, 0], [3, 3, 3], [0, 0, 0.1]], np.float32),
+        "0.weight": np.array(
+            [
+                [1, 1, 1],
+                [5, 0, 0],
+                [0, 0, 0.5],
+                [-4, -4, 0],
+                [2, 0, 0],
+                [0, 9, 0],
+                [0, 0, 0],
+                [1, 0, 0],
+                [3, 3, 3],
+                [0, 0, 0.1],
+            ],
+            np.float32,
+        ),
         "2.weight": np.array([np.full(10, v) for v in (0.1, -3.0, 2.0, 0.5)], np.float32),
     }
     kept = by_importance(layout, state, 0.6)  # keeps 4 of 10 and 2 of 4

@@ -15,7 +15,6 @@ from fedsparse.prune import (
     extract,
     first_k,
     resize_to,
-    rolling,
     scatter_mean,
     submodel_shapes,
 )
@@ -97,10 +96,18 @@ def test_aggregation_over_holders_gives_exact_elementwise_means() -> None:
     }
     # client A holds hidden units {0, 1} (weight 1), client B units {1, 2} (weight 3)
     a_kept, b_kept = (np.array([0, 1]),), (np.array([1, 2]),)
-    a = {"0.weight": np.full((2, 2), 1.0, np.float32), "0.bias": np.array([1, 2], np.float32),
-         "2.weight": np.full((2, 2), 4.0, np.float32), "2.bias": np.array([0, 0], np.float32)}
-    b = {"0.weight": np.full((2, 2), 5.0, np.float32), "0.bias": np.array([6, 7], np.float32),
-         "2.weight": np.full((2, 2), 8.0, np.float32), "2.bias": np.array([4, 8], np.float32)}
+    a = {
+        "0.weight": np.full((2, 2), 1.0, np.float32),
+        "0.bias": np.array([1, 2], np.float32),
+        "2.weight": np.full((2, 2), 4.0, np.float32),
+        "2.bias": np.array([0, 0], np.float32),
+    }
+    b = {
+        "0.weight": np.full((2, 2), 5.0, np.float32),
+        "0.bias": np.array([6, 7], np.float32),
+        "2.weight": np.full((2, 2), 8.0, np.float32),
+        "2.bias": np.array([4, 8], np.float32),
+    }
     out = scatter_mean(glob, layout, [SubUpdate(a, a_kept, 1.0), SubUpdate(b, b_kept, 3.0)])
     # unit 0: only A; unit 1: (1·A + 3·B)/4; unit 2: only B
     np.testing.assert_array_equal(out["0.weight"], [[1, 1], [4, 4], [5, 5]])
@@ -111,8 +118,12 @@ def test_aggregation_over_holders_gives_exact_elementwise_means() -> None:
 
 def test_elements_no_client_held_keep_their_global_value() -> None:
     layout = channel_layout(_tiny())
-    glob = {"0.weight": np.ones((3, 2), np.float32), "0.bias": np.zeros(3, np.float32),
-            "2.weight": np.full((2, 3), 2.0, np.float32), "2.bias": np.zeros(2, np.float32)}
+    glob = {
+        "0.weight": np.ones((3, 2), np.float32),
+        "0.bias": np.zeros(3, np.float32),
+        "2.weight": np.full((2, 3), 2.0, np.float32),
+        "2.bias": np.zeros(2, np.float32),
+    }
     kept = (np.array([1]),)
     sub = {n: v * 0 - 1 for n, v in extract(glob, layout, kept).items()}
     out = scatter_mean(glob, layout, [SubUpdate(sub, kept, 1.0)])

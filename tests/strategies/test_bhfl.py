@@ -7,11 +7,11 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord
 
+from fedsparse.catalog import STRATEGIES
 from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.quant import FLOAT32, Precision, fake_quantize
-from fedsparse.catalog import STRATEGIES
-from fedsparse.strategy import StrategyContext
 from fedsparse.strategies.prowd import ProWDParams
+from fedsparse.strategy import StrategyContext
 from fedsparse.wire import encode_at, float_tensors
 
 from ..helpers import reply_from
@@ -66,8 +66,8 @@ def test_each_client_receives_the_model_at_its_bitwidth(server_identity) -> None
 
 def test_fedavg_averages_dequantized_uploads_ignoring_bitwidth(server_identity) -> None:  # type: ignore[no-untyped-def]
     _, arrays = _round(_strategy("fedavg"), START, UPLOADS, weights=(1, 2, 3, 4))
-    received = [_q(u, p) for u, p in zip(UPLOADS, PRECISIONS)]
-    expected = sum(w * r for w, r in zip((1, 2, 3, 4), received)) / 10
+    received = [_q(u, p) for u, p in zip(UPLOADS, PRECISIONS, strict=False)]
+    expected = sum(w * r for w, r in zip((1, 2, 3, 4), received, strict=False)) / 10
     np.testing.assert_allclose(_values(arrays), expected, rtol=1e-6)
 
 
@@ -83,7 +83,7 @@ def test_grouped_avg_keeps_one_model_per_bitwidth(server_identity) -> None:  # t
 def test_grouped_avg_asym_sends_low_bit_clients_the_all_client_mean(server_identity) -> None:  # type: ignore[no-untyped-def]
     strategy = _strategy("grouped_avg_asym")
     _, arrays = _round(strategy, START, UPLOADS)
-    received = [_q(u, p) for u, p in zip(UPLOADS, PRECISIONS)]
+    received = [_q(u, p) for u, p in zip(UPLOADS, PRECISIONS, strict=False)]
     np.testing.assert_allclose(_values(arrays), (received[0] + received[1]) / 2, rtol=1e-6)
     np.testing.assert_allclose(_values(strategy.model_for(INT4, arrays)), sum(received) / 4, rtol=1e-6)
     assert strategy.model_for(FLOAT32, _record(START)) is arrays
@@ -130,10 +130,12 @@ def test_prowd_dequantizer_state_round_trips(server_identity) -> None:  # type: 
     state = strategy.state_arrays()
     fresh = _strategy("prowd", ProWDParams(distill_weight=0.0, steps=3, batch_elements=4))
     fresh.load_state_arrays(state)
-    for a, b in zip(strategy.dequantizer.parameters(), fresh.dequantizer.parameters()):
+    for a, b in zip(strategy.dequantizer.parameters(), fresh.dequantizer.parameters(), strict=False):
         assert torch.equal(a, b)
     assert any(p.abs().sum() > 0 for p in fresh.dequantizer.blocks[0].net[-1].parameters())  # it had trained
-    assert fresh.trainer.optimizer.state_dict()["state"].keys() == strategy.trainer.optimizer.state_dict()["state"].keys()
+    assert (
+        fresh.trainer.optimizer.state_dict()["state"].keys() == strategy.trainer.optimizer.state_dict()["state"].keys()
+    )
 
 
 @pytest.mark.parametrize("name", ["grouped_avg", "grouped_avg_asym"])

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MessageType
 
-from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.catalog import STRATEGIES
-from fedsparse.strategy import StrategyContext
+from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.strategies.fedprox import FedProxParams
+from fedsparse.strategy import StrategyContext
 
 from ..helpers import reply_from
 
@@ -36,7 +36,7 @@ def test_aggregate_is_the_example_weighted_mean(server_identity) -> None:  # typ
     values = [([1.0, 2.0], 1, 0.5), ([4.0, -1.0], 3, 2.5)]
     replies = [
         reply_from(msg, ArrayRecord({"w": Array(np.array(w, np.float32))}), {"num-examples": n, "train_loss": loss})
-        for msg, (w, n, loss) in zip(sent, values)
+        for msg, (w, n, loss) in zip(sent, values, strict=False)
     ]
     arrays, metrics = strategy.aggregate_train(1, replies)
     np.testing.assert_allclose(arrays["w"].numpy(), [(1 * 1 + 4 * 3) / 4, (2 * 1 - 1 * 3) / 4], rtol=1e-6)

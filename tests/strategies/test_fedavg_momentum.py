@@ -21,7 +21,9 @@ def _strategy(params: FedAvgMomentumParams):  # type: ignore[no-untyped-def]
 
 def _round(strategy, server_round: int, model: np.ndarray, uploads: list[np.ndarray]) -> np.ndarray:  # type: ignore[no-untyped-def]
     sent = list(strategy.configure_train(server_round, ArrayRecord({"w": Array(model)}), ConfigRecord(), None))
-    replies = [reply_from(m, ArrayRecord({"w": Array(u)}), {"num-examples": 1}) for m, u in zip(sent, uploads)]
+    replies = [
+        reply_from(m, ArrayRecord({"w": Array(u)}), {"num-examples": 1}) for m, u in zip(sent, uploads, strict=False)
+    ]
     arrays, _ = strategy.aggregate_train(server_round, replies)
     return arrays["w"].numpy()
 

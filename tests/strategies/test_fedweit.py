@@ -8,14 +8,14 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord
 
+from fedsparse.catalog import STRATEGIES
 from fedsparse.data import TasksConfig
 from fedsparse.ledger import message_bytes
 from fedsparse.nodes import ClientSampler, NodeDirectory
-from fedsparse.screening import screen_replies
-from fedsparse.catalog import STRATEGIES
-from fedsparse.strategy import StrategyContext
 from fedsparse.protocol import ADAPTIVE, KNOWLEDGE
+from fedsparse.screening import screen_replies
 from fedsparse.strategies.fedweit import unit_mean
+from fedsparse.strategy import StrategyContext
 from fedsparse.wire import SPARSE, encode_sparse, encode_sparse_state, float_tensors, sparse_bytes
 
 from ..helpers import reply_from
@@ -114,7 +114,9 @@ def test_knowledge_at_a_task_start_is_the_other_clients_A_as_they_sent_it(server
                 assert knowledge[f"kb{j}.{name}"].data == adaptive[other][name].data
         assert message_bytes(message) == message.content["arrays"].count_bytes() + knowledge.count_bytes()
     # in the middle of a task, no knowledge travels
-    assert all(KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(4, start, ConfigRecord(), grid=None))
+    assert all(
+        KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(4, start, ConfigRecord(), grid=None)
+    )
 
 
 def _forged_indices(shape: tuple[int, ...]) -> Array:
@@ -129,7 +131,9 @@ def _forged_indices(shape: tuple[int, ...]) -> Array:
 
 @pytest.mark.parametrize("record", [ADAPTIVE, "arrays"])
 @pytest.mark.parametrize("fault", ["indices", "shape"])
-def test_a_sparse_upload_with_inconsistent_indices_or_shapes_is_rejected(server_identity, record: str, fault: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_sparse_upload_with_inconsistent_indices_or_shapes_is_rejected(
+    server_identity, record: str, fault: str
+) -> None:  # type: ignore[no-untyped-def]
     strategy = _strategy()
     sent = list(strategy.configure_train(2, _global(), ConfigRecord(), grid=None))
     replies = []
@@ -162,4 +166,6 @@ def test_A_sent_in_the_middle_of_a_task_never_becomes_knowledge(server_identity)
             replies.append(reply)
         accepted, _ = screen_replies(sent, replies, lambda node: node - 100)
         strategy.aggregate_train(server_round, accepted)
-    assert all(KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(3, start, ConfigRecord(), grid=None))
+    assert all(
+        KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(3, start, ConfigRecord(), grid=None)
+    )

@@ -10,12 +10,12 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord
 from torch import nn
 
+from fedsparse.catalog import STRATEGIES
 from fedsparse.nodes import ClientSampler, NodeDirectory
+from fedsparse.protocol import KEPT, PRUNED_RATE, WIDTH_SCALE
 from fedsparse.quant import FLOAT32, Precision
 from fedsparse.screening import screen_replies
-from fedsparse.catalog import STRATEGIES
 from fedsparse.strategy import StrategyContext
-from fedsparse.protocol import KEPT, PRUNED_RATE, WIDTH_SCALE
 from fedsparse.wire import BITPACKED, encode_state, float_tensors
 
 from ..helpers import reply_from
@@ -131,7 +131,9 @@ def test_a_reply_that_does_not_fit_its_sub_model_is_rejected(server_identity) ->
 
 def test_low_bit_clients_get_their_sub_model_bit_packed(server_identity) -> None:  # type: ignore[no-untyped-def]
     int4 = Precision(4, "int")
-    sent = _by_client(_strategy("heterofl", (FLOAT32, FLOAT32, FLOAT32, int4)).configure_train(1, _start(), ConfigRecord(), grid=None))
+    sent = _by_client(
+        _strategy("heterofl", (FLOAT32, FLOAT32, FLOAT32, int4)).configure_train(1, _start(), ConfigRecord(), grid=None)
+    )
     record = sent[3].content["arrays"]
     assert record["0.weight"].stype == BITPACKED and tuple(record["0.weight"].shape) == (2, 4)
     assert sent[3].content["config"]["bitwidth"] == 4

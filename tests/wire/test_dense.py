@@ -59,11 +59,13 @@ def _npy_bytes(values: np.ndarray) -> bytes:
 
 
 def test_npy_view_refuses_pickles_and_short_payloads() -> None:
-    pickled = Array(dtype="object", shape=(1,), stype="numpy.ndarray", data=_npy_bytes(np.array([{"x": 1}], dtype=object)))
+    pickled = Array(
+        dtype="object", shape=(1,), stype="numpy.ndarray", data=_npy_bytes(np.array([{"x": 1}], dtype=object))
+    )
     with pytest.raises(ValueError, match="pickles"):
         npy_view(pickled)
     whole = _npy_bytes(np.arange(100, dtype=np.float32))
     with pytest.raises(ValueError):
         npy_view(Array(dtype="float32", shape=(100,), stype="numpy.ndarray", data=whole[:-8]))
-    with pytest.raises(ValueError, match="not a .npy"):
+    with pytest.raises(ValueError, match=r"not a \.npy"):
         npy_view(Array(dtype="float32", shape=(100,), stype="numpy.ndarray", data=b"GARBAGE" + whole[7:]))

@@ -67,4 +67,3 @@ def test_read_packed_round_trip_and_rejections() -> None:
         read_packed(_packed(data=np.array([np.nan, 1], "<f4").tobytes() + _packed().data[8:]))
     with pytest.raises(ValueError, match="bit-packed"):
         read_packed(_packed(dtype="int99"))
-

@@ -46,4 +46,6 @@ def main(grid: Grid, context: Context) -> None:
         "evaluate_clientapp": result.evaluate_metrics_clientapp,
         "evaluate_serverapp": result.evaluate_metrics_serverapp,
     }
-    out.write_text(json.dumps({kind: {str(r): dict(m) for r, m in by_round.items()} for kind, by_round in records.items()}))
+    out.write_text(
+        json.dumps({kind: {str(r): dict(m) for r, m in by_round.items()} for kind, by_round in records.items()})
+    )
