@@ -1,4 +1,4 @@
-"""``fedsparse run | validate | plot | compare``.
+"""``fedsparse run | validate | plot | compare | data``.
 
 User errors (a bad config, missing data, an impossible federation) end with a one-line
 reason per fault on stderr and a non-zero exit, never a traceback; they are found before
@@ -8,28 +8,12 @@ any engine starts.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
-
-
-class _DropDeprecationNotice(logging.Filter):
-    """``run_simulation`` warns it is deprecated on every call; it is our engine, by design."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "deprecated" not in record.getMessage()
-
-
-def _quiet_flower(verbose: bool) -> None:
-    flwr_logger = logging.getLogger("flwr")
-    flwr_logger.addFilter(_DropDeprecationNotice())
-    if not verbose:
-        flwr_logger.setLevel(logging.WARNING)
 
 
 def _fail(lines: Sequence[str], code: int) -> int:
@@ -42,13 +26,6 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from fedsparse.config import load_config
 
     return load_config(args.config, args.set)
-
-
-def _run_dir(args: argparse.Namespace, cfg) -> Path:  # type: ignore[no-untyped-def]
-    if args.out:
-        return Path(args.out)
-    name = cfg.output.name or (f"{Path(args.config).stem}-{cfg.strategy.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    return Path(cfg.output.dir) / name
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -82,33 +59,30 @@ def _resume_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fedsparse.config import ConfigError
-    from fedsparse.results import METRICS_FILE, total_megabytes
+    from fedsparse.results import total_megabytes
 
     try:
         if args.resume:
             cfg, run_dir = _resume_config(args)
         elif args.config:
+            from fedsparse.runner import new_run_dir
+
             cfg = _load(args)
-            run_dir = _run_dir(args, cfg)
+            run_dir = Path(args.out) if args.out else new_run_dir(cfg, Path(args.config).stem)
         else:
             raise ConfigError(["give a CONFIG to run, or --resume RUN_DIR"])
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
     if args.no_progress:
         cfg.output.progress = False
-    if not args.resume:
-        if (run_dir / METRICS_FILE).exists() and not args.overwrite:
-            return _fail(
-                [f"{run_dir} already holds a run; pass --overwrite, --resume it, or choose another --out"], EXIT_FAILED
-            )
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / METRICS_FILE).exists():
-            return _fail([f"{run_dir} holds other files; a run goes into a new folder or replaces a run"], EXIT_FAILED)
+    from fedsparse.runlog import quiet_flower
+    from fedsparse.runner import RunFailed, prepare_run_dir, run_experiment
 
-    from fedsparse.runner import RunFailed, run_experiment
-
-    _quiet_flower(args.verbose)
     try:
-        summary = run_experiment(cfg, run_dir, resume=bool(args.resume))
+        if not args.resume:
+            prepare_run_dir(run_dir, args.overwrite)
+        with quiet_flower(args.verbose):
+            summary = run_experiment(cfg, run_dir, resume=bool(args.resume), log_level=args.log_level)
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
     accuracy = summary["final_accuracy"]
@@ -130,8 +104,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fedsparse.compare import CompareError, compare, plan_comparison
+    from fedsparse.comparison import CompareError, compare, plan_comparison
     from fedsparse.config import ConfigError
+    from fedsparse.runlog import quiet_flower
     from fedsparse.runner import RunFailed
 
     strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -141,9 +116,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
-    _quiet_flower(args.verbose)
     try:
-        paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress)
+        with quiet_flower(args.verbose):
+            paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress)
     except CompareError as error:
         return _fail(error.problems, EXIT_FAILED)
     except RunFailed as error:
@@ -151,6 +126,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(text, end="")
     for path in paths:
         print(path)
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from fedsparse.data import DataError
+    from fedsparse.data.local import describe, import_dataset
+
+    if args.action == "info":
+        print("\n".join(describe()))
+        return EXIT_OK
+    try:
+        target = import_dataset(args.dataset, Path(args.folder))
+    except (DataError, KeyError) as error:
+        return _fail([str(error).strip("'\"")], EXIT_FAILED)
+    print(f"{args.dataset}: copied to {target}")
     return EXIT_OK
 
 
@@ -175,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what goes into the run folder's run.log (default INFO)",
+    )
     run.set_defaults(handler=cmd_run)
 
     validate = commands.add_parser("validate", help="check a config and exit")
@@ -205,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     compare.set_defaults(handler=cmd_compare)
+
+    data = commands.add_parser("data", help="local dataset copies: where each dataset is read from, import one")
+    actions = data.add_subparsers(dest="action", required=True)
+    actions.add_parser("info", help="the data root and where each dataset is read from")
+    importing = actions.add_parser("import", help="copy a dataset folder into the data root ($FEDSPARSE_DATA)")
+    importing.add_argument("dataset", help="dataset name, e.g. mnist")
+    importing.add_argument("folder", help="folder holding the dataset's files (mnist: the four *-ubyte.gz files)")
+    data.set_defaults(handler=cmd_data)
     return parser
 
 

@@ -343,9 +343,24 @@ def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
+def _absolute_data_path(raw: dict[str, Any], base: Path) -> None:
+    """A relative ``data.path`` in ``raw``, made absolute against ``base``."""
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        data["path"] = str((base / data["path"]).resolve())
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read, override and validate; raises :class:`ConfigError` listing every fault."""
-    raw = apply_overrides(read_yaml(Path(path)), overrides or [])
+    """Read, override and validate; raises :class:`ConfigError` listing every fault.
+
+    A relative ``data.path`` is resolved against the YAML file's folder (a shipped config
+    runs from any working directory); one given with ``--set``, against the working
+    directory, as any path typed on a command line.
+    """
+    raw = read_yaml(Path(path))
+    _absolute_data_path(raw, Path(path).parent)
+    raw = apply_overrides(raw, overrides or [])
+    _absolute_data_path(raw, Path.cwd())
     return validate_config(raw)
 
 

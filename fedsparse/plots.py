@@ -1,13 +1,14 @@
-"""Plots of a run, drawn from ``metrics.jsonl`` alone so they can be redrawn any time."""
+"""Plots of a run, drawn from ``metrics.jsonl`` alone so they can be redrawn any time.
+
+Figures are drawn with matplotlib's object API and written with its Agg canvas, so
+plotting never selects or changes the process's matplotlib backend (a notebook's
+inline backend stays as it is)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from fedsparse.results import megabytes, read_metrics
 
@@ -49,7 +50,8 @@ def plot_run(run_dir: Path) -> list[Path]:
         (PLOT_FILES[1], moved, "cumulative MB moved (up + down)"),
         (PLOT_FILES[2], sim_seconds, "simulated seconds (device clock)"),
     ):
-        fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+        fig = Figure(figsize=(5.5, 3.8), dpi=110)
+        ax = fig.subplots()
         for label, accuracy in curves.items():
             ax.plot(xs, accuracy, marker="o", markersize=3, label=label, linewidth=2 if label == "mean" else 1)
         if len(curves) > 1:
@@ -60,7 +62,6 @@ def plot_run(run_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(run_dir / filename)
-        plt.close(fig)
         outputs.append(run_dir / filename)
     return outputs
 
@@ -71,7 +72,8 @@ def plot_comparison(
     """``fedsparse compare``'s figure: accuracy against cumulative MB moved (up + down),
     one seed-mean curve per strategy with a ±1 std band, the target accuracy dashed.
     The MB axis is logarithmic when the strategies' traffic spans more than 20×."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.subplots()
     xs = [x for curve in curves.values() for x in curve["megabytes"] if x > 0]
     for label, curve in curves.items():
         (line,) = ax.plot(curve["megabytes"], curve["accuracy"], marker="o", markersize=3, linewidth=1.5, label=label)
@@ -90,5 +92,4 @@ def plot_comparison(
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -7,10 +7,18 @@ folder or an impossible split is one clear line, not a traceback from inside a w
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedsparse.config import ExperimentConfig
+from fedsparse.runlog import run_log
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
+
+log = logging.getLogger(__name__)
 
 
 class RunFailed(RuntimeError):
@@ -30,6 +38,31 @@ def check_data(cfg: ExperimentConfig) -> None:
         raise RunFailed(f"data.partition: {error}") from None
 
 
+def new_run_dir(cfg: ExperimentConfig, stem: str) -> Path:
+    """A folder for a new run in ``output.dir``: ``output.name``, else
+    ``<stem>-<strategy>-<timestamp>`` (``-2``, ``-3``, … if that is taken)."""
+    if cfg.output.name:
+        return Path(cfg.output.dir) / cfg.output.name
+    base = Path(cfg.output.dir) / f"{stem}-{cfg.strategy.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder a new run must not write into: one holding a run (unless
+    ``overwrite``), or one holding anything else."""
+    from fedsparse.results import METRICS_FILE
+
+    holds_run = (run_dir / METRICS_FILE).exists()
+    if holds_run and not overwrite:
+        raise RunFailed(f"{run_dir} already holds a run; pass --overwrite, --resume it, or choose another --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not holds_run:
+        raise RunFailed(f"{run_dir} holds other files; a run goes into a new folder or replaces a run")
+
+
 def client_state_root(cfg: ExperimentConfig, run_dir: Path) -> Path | None:
     """Where simulated nodes keep their own state: only task-stream clients have any, and
     only the inline engine can tell its nodes where (Ray's get just their partition)."""
@@ -40,11 +73,19 @@ def client_state_root(cfg: ExperimentConfig, run_dir: Path) -> Path | None:
     return run_dir / CLIENT_STATE_DIR
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+def run_experiment(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    resume: bool = False,
+    log_level: int | str = "INFO",
+    client_app: ClientApp | None = None,
+) -> dict[str, Any]:
     """Run ``cfg`` into ``run_dir`` on its configured engine; return the run's summary.
 
     With ``resume``, ``run_dir`` holds an interrupted run of ``cfg`` and its checkpoint:
-    the run continues after the checkpoint's round.
+    the run continues after the checkpoint's round. The run's records at ``log_level``
+    and above go to ``run_dir/run.log`` (:mod:`fedsparse.runlog`). ``client_app``: the
+    ClientApp the simulated nodes run (default: fedsparse's own).
     """
     from fedsparse.app import make_server_app
     from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
@@ -64,8 +105,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -
                 "the inline engine only), so this run cannot be resumed exactly"
             )
     check_data(cfg)
-    try:
-        run_engine(cfg, make_server_app(cfg, run_dir, resume), client_state_root=client_state)
-    except FederationError as error:
-        raise RunFailed(str(error)) from None
+    with run_log(run_dir, log_level, append=resume):
+        try:
+            run_engine(cfg, make_server_app(cfg, run_dir, resume), client_app, client_state_root=client_state)
+        except FederationError as error:
+            log.error("run failed: %s", error)
+            raise RunFailed(str(error)) from None
     return read_summary(run_dir)

@@ -25,6 +25,7 @@ from fedsparse.callbacks import (
     FinalMetrics,
     MetricsWriter,
     ProgressDisplay,
+    RoundLog,
     RoundOutcome,
     RoundResult,
     ServerEvaluation,
@@ -57,7 +58,7 @@ def default_callbacks(cfg: ExperimentConfig, writer: RunWriter) -> list[Callback
     callbacks.append(MetricsWriter(writer))
     if cfg.output.checkpoint:
         callbacks.append(Checkpointer())
-    callbacks.append(ProgressDisplay(cfg.output.progress))
+    callbacks += [RoundLog(), ProgressDisplay(cfg.output.progress)]
     return callbacks
 
 

@@ -1,5 +1,5 @@
 """What every sweep script shares: one resumable ``fedsparse run`` per (config, variant,
-seed), and mean ± std formatting on :mod:`fedsparse.compare.stats`. Runs already
+seed), and mean ± std formatting on :mod:`fedsparse.comparison.stats`. Runs already
 finished in the output folder are reused, so an interrupted sweep resumes where it
 stopped."""
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fedsparse.compare.stats import mean_std
+from fedsparse.comparison.stats import mean_std
 from fedsparse.results import SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[1]

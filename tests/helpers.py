@@ -7,10 +7,9 @@ from pathlib import Path
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from fedsparse import protocol
-from fedsparse.app import make_server_app
 from fedsparse.config import apply_overrides, read_yaml, validate_config
-from fedsparse.engine import run_engine
 from fedsparse.results import read_metrics, read_summary
+from fedsparse.runner import run_experiment
 from fedsparse.task import ClientTask
 
 from .conftest import REPO
@@ -36,7 +35,7 @@ def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[
     """Run ``configs/<config>`` with ``--set``-style overrides; return (metrics rows, summary)."""
     raw = apply_overrides(read_yaml(REPO / "configs" / config), ["output.progress=false", *overrides])
     cfg = validate_config(raw)
-    run_engine(cfg, make_server_app(cfg, out), client_app=client_app)
+    run_experiment(cfg, out, client_app=client_app)
     return read_metrics(out), read_summary(out)
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fedsparse.cli import main
-from fedsparse.compare import Stat, default_target, first_reaching, mean_std, plan_comparison
+from fedsparse.comparison import Stat, default_target, first_reaching, mean_std, plan_comparison
 
 from .conftest import REPO
 
@@ -308,7 +308,7 @@ def test_mean_std_is_the_sample_std_and_skips_missing_values() -> None:
 
 
 def test_default_target_is_90_percent_of_the_weakest_mean_floored_to_a_percent() -> None:
-    from fedsparse.compare import SeedResult
+    from fedsparse.comparison import SeedResult
 
     def result(strategy: str, accuracy: float) -> SeedResult:
         return SeedResult(strategy, 0, Path("."), {"final_accuracy": accuracy}, [])

@@ -26,7 +26,7 @@ OTHER_MEANINGS = {
     ("fedsparse/cli.py", "fedsparse"): "the program's name",
     ("fedsparse/cli.py", "config"): "the command line's positional argument",
     ("fedsparse/checkpoint.py", "fedsparse"): "the safetensors metadata key of a checkpoint file",
-    ("fedsparse/compare/plan.py", "fedsparse"): "the command echoed in a results page",
+    ("fedsparse/comparison/plan.py", "fedsparse"): "the command echoed in a results page",
     ("fedsparse/config.py", "bitwidth"): "the YAML profile field",
     ("fedsparse/rows.py", "bitwidth"): "the metrics-row column",
     ("fedsparse/callbacks/evaluation.py", "task"): "the metrics-row column",

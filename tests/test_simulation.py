@@ -13,6 +13,7 @@ from fedsparse.config import read_yaml, validate_config
 from fedsparse.models import build_model
 from fedsparse.plots import PLOT_FILES
 from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary
+from fedsparse.runlog import RUN_LOG
 from fedsparse.wire import encode_model
 
 from .conftest import REPO
@@ -21,10 +22,11 @@ from .helpers import simulate
 
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``fedsparse run configs/quickstart.yaml`` exactly as a user types it."""
+    """``fedsparse run configs/quickstart.yaml | cat`` as a user types it (stdout is a
+    pipe, not a terminal); its output is kept beside the run folder as ``stdout.txt``."""
     out = tmp_path_factory.mktemp("quickstart") / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "fedsparse.cli", "run", "configs/quickstart.yaml", "--out", str(out), "--no-progress"],
+        [sys.executable, "-m", "fedsparse.cli", "run", "configs/quickstart.yaml", "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -32,7 +34,19 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "final accuracy" in result.stdout
+    (out.parent / "stdout.txt").write_text(result.stdout)
     return out
+
+
+def test_outside_a_terminal_each_round_is_one_line_and_the_run_log_has_them(quickstart_run: Path) -> None:
+    printed = (quickstart_run.parent / "stdout.txt").read_text().splitlines()
+    rounds = [line for line in printed if line.startswith("round ")]
+    assert len(rounds) == 15 and rounds[0].startswith("round 1/15 · accuracy ") and rounds[-1].endswith(" MB")
+    accuracies = [float(line.split("accuracy ")[1].split(" ")[0]) for line in rounds]
+    assert accuracies == [round(row["accuracy"], 4) for row in read_metrics(quickstart_run)]
+    logged = (quickstart_run / RUN_LOG).read_text().splitlines()
+    assert sum(1 for line in logged if " round " in line and "/15 · accuracy" in line) == 15
+    assert all(line[:4].isdigit() for line in logged)  # every record timestamped
 
 
 def test_quickstart_reaches_90_percent_and_writes_every_result(quickstart_run: Path) -> None:
@@ -103,6 +117,10 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backen
     assert json.dumps(rows)  # every row serializable, no NaN leaked into the metrics
     assert third["accuracy"] > 0.3 and summary["final_accuracy"] == third["accuracy"]
     assert 6 in {c["id"] for c in third["clients"] if c["num_examples"] is not None}  # honest again: counted
+    logged = (tmp_path / RUN_LOG).read_text()
+    for row in rows:
+        for rejection in row["rejected"]:
+            assert f"rejected reply of client {rejection['id']}: {rejection['reason']}" in logged
 
 
 def test_a_client_past_the_round_timeout_is_left_out_and_the_round_completes(tmp_path: Path) -> None:

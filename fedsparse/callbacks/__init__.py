@@ -3,7 +3,8 @@ the summary. Each callback owns its state and its part of the checkpoint."""
 
 from fedsparse.callbacks.base import Callback, RoundOutcome, RoundResult
 from fedsparse.callbacks.evaluation import ClientEvaluation, ServerEvaluation, TaskMetrics
-from fedsparse.callbacks.output import Checkpointer, FinalMetrics, MetricsWriter, ProgressDisplay
+from fedsparse.callbacks.output import Checkpointer, FinalMetrics, MetricsWriter
+from fedsparse.callbacks.progress import ProgressDisplay, RoundLog
 
 __all__ = [
     "Callback",
@@ -12,6 +13,7 @@ __all__ = [
     "FinalMetrics",
     "MetricsWriter",
     "ProgressDisplay",
+    "RoundLog",
     "RoundOutcome",
     "RoundResult",
     "ServerEvaluation",

@@ -1,5 +1,5 @@
-"""What a run leaves behind and shows: the latest evaluation, metrics rows and the
-summary, checkpoints, and the live progress display."""
+"""What a run leaves behind: the latest evaluation, metrics rows and the summary,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedsparse.callbacks.base import Callback, RoundResult
 from fedsparse.checkpoint import checkpoint_path, save_checkpoint, with_rng
-from fedsparse.progress import RoundProgress
-from fedsparse.results import RunWriter, megabytes
+from fedsparse.results import RunWriter
 from fedsparse.rows import round_row
 
 if TYPE_CHECKING:
@@ -66,26 +65,3 @@ class Checkpointer(Callback):
     def after_round(self, result: RoundResult) -> None:
         checkpoint = self.loop.checkpoint(result.server_round)
         save_checkpoint(checkpoint_path(self.loop.writer.run_dir), with_rng(checkpoint))
-
-
-class ProgressDisplay(Callback):
-    """Round, accuracy and cumulative MB on the terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress: RoundProgress | None = None
-
-    def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
-        self.ledger = loop.ledger
-        self.progress = RoundProgress(loop.federation.cfg.federation.rounds, self.enabled, done=first_round - 1)
-        self.progress.start()
-
-    def after_round(self, result: RoundResult) -> None:
-        assert self.progress is not None
-        moved = megabytes(self.ledger.total("up") + self.ledger.total("down"))
-        self.progress.update(result.server_round, result.evaluation.get("accuracy"), moved)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None

@@ -83,7 +83,7 @@ def load_federated_data(
 ) -> FederatedData:
     """Load, split and partition once per process; arguments are hashable for the cache."""
     source = DATASETS.get(dataset)
-    splits = source.load(Path(path) if path else None, seed, test_fraction)  # type: ignore[operator]
+    splits = source.load(Path(path) if path else None, seed, test_fraction)
     pool, server = _hold_out(splits.train, server_samples, seed)
     partition = PartitionConfig.model_validate_json(partition_json)
     parts = partition_indices(pool.y, num_clients, partition, seed)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fedsparse.data.root import data_root, local_copy
 from fedsparse.registry import Registry
 
 
@@ -51,10 +53,14 @@ class DatasetInfo:
     path_optional: bool = False  # True: without a path the hub copy is downloaded
 
 
+# (local folder or None, seed, test fraction) → the train/test split
+Loader = Callable[[Path | None, int, float], DataSplits]
+
+
 @dataclass(frozen=True)
 class DatasetSource:
     info: DatasetInfo
-    load: object  # Callable[[Path | None, int, float], DataSplits]
+    load: Loader
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")
@@ -112,6 +118,11 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise DataError(f"{folder}: missing {stem}.gz (the four standard *-ubyte.gz files)")
 
 
+def idx_files(folder: Path) -> list[str]:
+    """The names of the four IDX files in ``folder``; :class:`DataError` if one is missing."""
+    return [_find_idx(folder, stem).name for stem in IDX_FILES.values()]
+
+
 def load_idx_folder(folder: Path, mean: float, std: float) -> DataSplits:
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist")
@@ -135,9 +146,10 @@ def load_from_hub(repo: str, image_key: str, mean: float, std: float) -> DataSpl
         train, test = fds.load_split("train"), fds.load_split("test")
     except Exception as error:  # the hub client raises many types; all mean "no data"
         raise DataError(
-            f"could not load {repo!r} from the Hugging Face hub ({type(error).__name__}: "
-            f"{error}). Are you offline? Use a local copy via data.path, or the embedded "
-            "'digits' dataset."
+            f"could not load {repo!r} from the Hugging Face hub ({type(error).__name__}: {error}). "
+            f"Offline? Put a local copy in the data root ({data_root()}/<dataset>, "
+            "'fedsparse data import DATASET FOLDER' does it; set FEDSPARSE_DATA to use another root) "
+            "or name one with data.path"
         ) from None
 
     def convert(split) -> ArrayDataset:  # type: ignore[no-untyped-def]
@@ -148,11 +160,14 @@ def load_from_hub(repo: str, image_key: str, mean: float, std: float) -> DataSpl
     return DataSplits(convert(train), convert(test))
 
 
-def _mnist_like(hub_repo: str, mean: float, std: float) -> object:
+def _mnist_like(name: str, hub_repo: str, mean: float, std: float) -> Loader:
+    """A folder of the four IDX files: ``data.path``, else the data root's copy, else the hub."""
+
     def load(path: Path | None, seed: int, test_fraction: float) -> DataSplits:
-        if path is None:
+        folder = path if path is not None else local_copy(name)
+        if folder is None:
             return load_from_hub(hub_repo, "image", mean, std)
-        return load_idx_folder(path, mean, std)
+        return load_idx_folder(folder, mean, std)
 
     return load
 
@@ -165,14 +180,14 @@ DATASETS.add(
     "mnist",
     DatasetSource(
         DatasetInfo((1, 28, 28), 10, needs_path=True, path_optional=True),
-        _mnist_like("ylecun/mnist", 0.1307, 0.3081),
+        _mnist_like("mnist", "ylecun/mnist", 0.1307, 0.3081),
     ),
 )
 DATASETS.add(
     "fashion_mnist",
     DatasetSource(
         DatasetInfo((1, 28, 28), 10, needs_path=True, path_optional=True),
-        _mnist_like("zalando-datasets/fashion_mnist", 0.2860, 0.3530),
+        _mnist_like("fashion_mnist", "zalando-datasets/fashion_mnist", 0.2860, 0.3530),
     ),
 )
 DATASETS.add(

@@ -302,5 +302,5 @@ def load_continual_data(
     problems = cfg.problems(source.info.num_classes)
     if problems:  # before the (possibly slow) load
         raise ValueError("; ".join(problems))
-    splits = source.load(Path(path) if path else None, seed, test_fraction)  # type: ignore[operator]
+    splits = source.load(Path(path) if path else None, seed, test_fraction)
     return ContinualData.build(source.info, cfg, splits.train, splits.test, num_clients, seed)

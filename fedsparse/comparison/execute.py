@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from fedsparse.compare.plan import CompareError, ComparePlan, PlannedRun
+from fedsparse.comparison.plan import CompareError, ComparePlan, PlannedRun
 from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary, total_megabytes
 
 IGNORED_SECTIONS = ("output",)  # where a run is written and how it is shown: not what it computes

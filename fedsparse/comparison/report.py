@@ -1,7 +1,7 @@
 """Writing a comparison: ``comparison.csv``, ``comparison.md`` and ``comparison.png``.
 
 The CSV is machine readable: one row per strategy, a ``<metric>_mean`` and
-``<metric>_std`` column per :class:`~fedsparse.compare.stats.Stat`, accuracies as
+``<metric>_std`` column per :class:`~fedsparse.comparison.stats.Stat`, accuracies as
 fractions, MB = 10^6 bytes, empty cells where there is no value. The Markdown page states
 the setup (command, federation, seeds, target) above a table of mean ± sample std over
 seeds; the PNG is accuracy against cumulative MB moved (:func:`fedsparse.plots.plot_comparison`).
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fedsparse.compare.execute import SeedResult
-from fedsparse.compare.plan import ComparePlan
-from fedsparse.compare.stats import DEFAULT_TARGET_FRACTION, Stat, default_target, mean_curves, summarize
+from fedsparse.comparison.execute import SeedResult
+from fedsparse.comparison.plan import ComparePlan
+from fedsparse.comparison.stats import DEFAULT_TARGET_FRACTION, Stat, default_target, mean_curves, summarize
 from fedsparse.config import ExperimentConfig
 
 COMPARISON_MD, COMPARISON_CSV, COMPARISON_PNG = "comparison.md", "comparison.csv", "comparison.png"
@@ -30,7 +30,7 @@ def _csv_number(value: float | int | None) -> str:
 
 
 def csv_rows(table: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The header and one row of cells per strategy of :func:`~fedsparse.compare.stats.summarize`'s
+    """The header and one row of cells per strategy of :func:`~fedsparse.comparison.stats.summarize`'s
     table: a Stat as two columns, a list space-separated, floats to 6 decimals."""
     header: list[str] = []
     for row in table:
@@ -173,7 +173,7 @@ def _write_csv(path: Path, table: Sequence[dict[str, Any]]) -> None:
 
 def write_comparison(plan: ComparePlan, results: Sequence[SeedResult]) -> tuple[list[Path], str, float]:
     """Write comparison.csv, .md and .png into ``plan.out``; return (paths, markdown, target).
-    The target is ``plan.target``, else :func:`~fedsparse.compare.stats.default_target`."""
+    The target is ``plan.target``, else :func:`~fedsparse.comparison.stats.default_target`."""
     from fedsparse.plots import plot_comparison
 
     target = plan.target if plan.target is not None else default_target(results)

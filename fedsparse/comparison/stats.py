@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fedsparse.results import megabytes, total_megabytes
 
 if TYPE_CHECKING:
-    from fedsparse.compare.execute import SeedResult
+    from fedsparse.comparison.execute import SeedResult
 
 DEFAULT_TARGET_FRACTION = 0.9  # of the weakest strategy's mean final accuracy
 

@@ -17,9 +17,9 @@ The results, each mean ± sample std over seeds, go to ``comparison.csv`` (machi
 readable, accuracies as fractions, MB = 10^6 bytes), ``comparison.md`` and
 ``comparison.png`` (accuracy against cumulative MB moved).
 
-The modules, one job each: :mod:`~fedsparse.compare.plan` (what to run),
-:mod:`~fedsparse.compare.execute` (running and resuming it),
-:mod:`~fedsparse.compare.stats` (the numbers) and :mod:`~fedsparse.compare.report`
+The modules, one job each: :mod:`~fedsparse.comparison.plan` (what to run),
+:mod:`~fedsparse.comparison.execute` (running and resuming it),
+:mod:`~fedsparse.comparison.stats` (the numbers) and :mod:`~fedsparse.comparison.report`
 (the files). This package re-exports their public names.
 """
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fedsparse.compare.execute import IGNORED_SECTIONS, SeedResult, resumable_round, run_comparison, run_state
-from fedsparse.compare.plan import CompareError, ComparePlan, PlannedRun, plan_comparison
-from fedsparse.compare.report import (
+from fedsparse.comparison.execute import IGNORED_SECTIONS, SeedResult, resumable_round, run_comparison, run_state
+from fedsparse.comparison.plan import CompareError, ComparePlan, PlannedRun, plan_comparison
+from fedsparse.comparison.report import (
     COMPARISON_CSV,
     COMPARISON_MD,
     COMPARISON_PNG,
@@ -39,7 +39,7 @@ from fedsparse.compare.report import (
     markdown,
     write_comparison,
 )
-from fedsparse.compare.stats import (
+from fedsparse.comparison.stats import (
     DEFAULT_TARGET_FRACTION,
     Reached,
     Stat,
