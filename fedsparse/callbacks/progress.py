@@ -42,7 +42,12 @@ class RoundLog(Callback):
         found = len(loop.directory.clients())
         log.info(
             "%s on %s: %d clients (%d found), rounds %d-%d",
-            cfg.strategy.name, cfg.data.dataset, cfg.federation.num_clients, found, first_round, self.rounds,
+            cfg.strategy.name,
+            cfg.data.dataset,
+            cfg.federation.num_clients,
+            found,
+            first_round,
+            self.rounds,
         )
 
     def after_round(self, result: RoundResult) -> None:

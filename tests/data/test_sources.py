@@ -39,6 +39,14 @@ def test_digits_split_is_seeded_and_stratified() -> None:
     assert set(np.unique(a.test.y)) == set(range(10))
 
 
-def test_hub_dataset_offline_fails_clearly() -> None:
-    with pytest.raises(DataError, match="Are you offline"):
-        load_from_hub("uoft-cs/cifar10", "img", 0.5, 0.25)
+def test_a_dataset_the_hub_cannot_give_fails_clearly() -> None:
+    with pytest.raises(DataError, match=r"Offline\? Put a local copy in the data root") as error:
+        load_from_hub("fedsparse-tests/no-such-dataset", "img", 0.5, 0.25)
+    assert "fedsparse data import" in str(error.value)
+
+
+def test_a_dataset_without_path_is_read_from_the_data_root(monkeypatch, tmp_path: Path, mnist_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FEDSPARSE_DATA", str(tmp_path))
+    (tmp_path / "mnist").symlink_to(mnist_dir)
+    splits = DATASETS.get("mnist").load(None, 0, 0.2)
+    assert (len(splits.train), len(splits.test)) == (60_000, 10_000)
