@@ -8,6 +8,7 @@ path (``federation.rounds: must be >= 1``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -204,6 +205,25 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _ray_installed() -> bool:
+    """Ray's package is importable; a bare ``ray`` folder on ``sys.path`` (Ray's session
+    folder /tmp/ray, seen from a working directory of /tmp) is a namespace package, not Ray."""
+    spec = importlib.util.find_spec("ray")
+    return spec is not None and spec.origin is not None
+
+
+def _engine_problems(cfg: ExperimentConfig) -> list[str]:
+    """The Ray engine's settings against the backend, and Ray being installed at all (it
+    comes with the ``simulation`` extra, not with the default install)."""
+    if cfg.engine.backend != "ray":
+        if cfg.engine.ray_address is not None:
+            return ["engine.ray_address: only the ray backend attaches to a cluster; set engine.backend: ray"]
+        return []
+    if not _ray_installed():
+        return ["engine.backend: ray needs Ray, which is not installed: pip install 'fedsparse[simulation]'"]
+    return []
+
+
 def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     """Checks that need more than one field, the file system or the machine."""
     problems: list[str] = []
@@ -245,8 +265,7 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     else:
         problems += STRATEGIES.get(cfg.strategy.name).model_problems(model)
 
-    if cfg.engine.ray_address is not None and cfg.engine.backend != "ray":
-        problems.append("engine.ray_address: only the ray backend attaches to a cluster; set engine.backend: ray")
+    problems += _engine_problems(cfg)
     resources = cfg.engine.client_resources
     if resources.num_gpus > 0 and cfg.engine.ray_address is None and not _cuda_available():
         problems.append(

@@ -86,6 +86,16 @@ def test_gpu_shares_without_gpu(quickstart_raw: dict) -> None:
     assert problems[0].startswith("engine.client_resources.num_gpus: GPU shares asked for")
 
 
+def test_ray_backend_without_ray_names_the_extra(quickstart_raw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fedsparse.config
+
+    monkeypatch.setattr(fedsparse.config, "_ray_installed", lambda: False)
+    assert problems_of(with_changes(quickstart_raw, "engine.backend=ray")) == [
+        "engine.backend: ray needs Ray, which is not installed: pip install 'fedsparse[simulation]'"
+    ]
+    validate_config(quickstart_raw)  # the inline engine does not need Ray
+
+
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("federation:\n  rounds: [1, 2\n")
