@@ -1,9 +1,11 @@
-"""What happens around the round loop: evaluation, metrics rows, checkpoints, progress,
-the summary. Each callback owns its state and its part of the checkpoint."""
+"""What happens around the round loop: evaluation, metrics rows, experiment trackers,
+checkpoints, progress, the summary. Each callback owns its state and its part of the
+checkpoint."""
 
 from fedsparse.callbacks.base import Callback, RoundOutcome, RoundResult
 from fedsparse.callbacks.evaluation import ClientEvaluation, ServerEvaluation, TaskMetrics
 from fedsparse.callbacks.output import Checkpointer, FinalMetrics, MetricsWriter, ProgressDisplay
+from fedsparse.callbacks.trackers import MlflowTracker, TensorBoardTracker, Tracker, WandbTracker, tracker_callbacks
 
 __all__ = [
     "Callback",
@@ -11,9 +13,14 @@ __all__ = [
     "ClientEvaluation",
     "FinalMetrics",
     "MetricsWriter",
+    "MlflowTracker",
     "ProgressDisplay",
     "RoundOutcome",
     "RoundResult",
     "ServerEvaluation",
     "TaskMetrics",
+    "TensorBoardTracker",
+    "Tracker",
+    "WandbTracker",
+    "tracker_callbacks",
 ]
