@@ -83,12 +83,44 @@ class EngineConfig(Strict):
     client_resources: ClientResources = ClientResources()
 
 
+TrackerName = Literal["tensorboard", "mlflow", "wandb"]  # each is also its package's module and its extra
+
+
+def _listed_once(value: list[str]) -> list[str]:
+    """A list of names in which none appears twice."""
+    repeated = sorted({name for name in value if value.count(name) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return value
+
+
 class OutputConfig(Strict):
+    """Where a run's results go and which experiment trackers see them. A tracker field
+    left null leaves the library to its own defaults and environment variables."""
+
     dir: str = "runs"
     name: str | None = Field(None, description="run folder name, inside dir; default: derived")
     plots: bool = True
     progress: bool = True
     checkpoint: bool = Field(True, description="write the server's state after every round (for --resume)")
+    trackers: list[TrackerName] = Field(
+        default_factory=list,
+        description="experiment trackers that get the config and every round's metrics row: "
+        "tensorboard (event files in <run folder>/tensorboard), mlflow, wandb; "
+        "each needs its extra, e.g. pip install 'fedsparse[mlflow]'",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking store or server (e.g. sqlite:///runs/mlflow.db, http://host:5000); "
+        "null: MLFLOW_TRACKING_URI, else MLflow's own default (a store in the working folder)",
+    )
+    mlflow_experiment: str | None = Field(
+        None, description="MLflow experiment name; null: MLFLOW_EXPERIMENT_NAME, else 'fedsparse'"
+    )
+    wandb_project: str | None = Field(None, description="W&B project; null: WANDB_PROJECT, else W&B's default")
+    wandb_mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="W&B mode; null: WANDB_MODE, else online (offline runs upload later with wandb sync)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -97,6 +129,11 @@ class OutputConfig(Strict):
         if name is not None and (name in ("", ".", "..") or any(sep in name for sep in "/\\")):
             raise ValueError("must be a single folder name (no path separators, not '.' or '..')")
         return name
+
+    @field_validator("trackers")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        return _listed_once(value)
 
 
 class StrategySection(Strict):
@@ -139,10 +176,7 @@ class CompareConfig(Strict):
     @field_validator("strategies")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:
-        repeated = sorted({name for name in value if value.count(name) > 1})
-        if repeated:
-            raise ValueError(f"listed more than once: {', '.join(repeated)}")
-        return value
+        return _listed_once(value)
 
 
 class ExperimentConfig(Strict):
@@ -255,6 +289,7 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
         )
 
     problems += _task_problems(cfg, info.num_classes)
+    problems += _tracker_problems(cfg.output)
 
     try:
         from fedsparse.models import build_model
@@ -273,6 +308,15 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
             "has no CUDA GPU (Ray would wait forever); set it to 0"
         )
     return problems
+
+
+def _tracker_problems(output: OutputConfig) -> list[str]:
+    """A tracker asked for whose package is not installed (checked without importing it)."""
+    return [
+        f"output.trackers: {name!r} needs the {name} package; pip install 'fedsparse[{name}]'"
+        for name in output.trackers
+        if importlib.util.find_spec(name) is None
+    ]
 
 
 def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:

@@ -30,6 +30,7 @@ from fedsparse.callbacks import (
     RoundResult,
     ServerEvaluation,
     TaskMetrics,
+    tracker_callbacks,
 )
 from fedsparse.catalog import STRATEGIES
 from fedsparse.checkpoint import Checkpoint, restore_rng_of
@@ -53,9 +54,11 @@ class FederationError(RuntimeError):
 
 
 def default_callbacks(cfg: ExperimentConfig, writer: RunWriter) -> list[Callback]:
-    """Evaluation first (later callbacks read what it found), then output."""
+    """Evaluation first (later callbacks read what it found), then output: the metrics
+    writer builds the row that the experiment trackers after it log."""
     callbacks: list[Callback] = [ClientEvaluation(), ServerEvaluation(), TaskMetrics(), FinalMetrics()]
     callbacks.append(MetricsWriter(writer))
+    callbacks += tracker_callbacks(cfg.output)
     if cfg.output.checkpoint:
         callbacks.append(Checkpointer())
     callbacks += [RoundLog(), ProgressDisplay(cfg.output.progress)]

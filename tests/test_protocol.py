@@ -27,6 +27,7 @@ OTHER_MEANINGS = {
     ("fedsparse/cli.py", "config"): "the command line's positional argument",
     ("fedsparse/checkpoint.py", "fedsparse"): "the safetensors metadata key of a checkpoint file",
     ("fedsparse/comparison/plan.py", "fedsparse"): "the command echoed in a results page",
+    ("fedsparse/callbacks/trackers.py", "fedsparse"): "the default MLflow experiment name",
     ("fedsparse/config.py", "bitwidth"): "the YAML profile field",
     ("fedsparse/rows.py", "bitwidth"): "the metrics-row column",
     ("fedsparse/callbacks/evaluation.py", "task"): "the metrics-row column",

@@ -2,9 +2,11 @@
 ``TrainingProcessCallback``).
 
 After every round the loop hands each callback, in order, the round's
-:class:`RoundResult`: evaluators add to ``result.evaluation``, later callbacks read it
-(the metrics writer, which also reads the loop's ledger once evaluation traffic is in
-it; the checkpointer; the progress display). A callback with state that
+:class:`RoundResult`: evaluators add to ``result.evaluation``, later callbacks read it.
+The metrics writer builds the round's row once the evaluators ran (it reads the loop's
+ledger, evaluation traffic included), writes it and sets ``result.row``; callbacks after
+it (the experiment trackers) read that row, never build their own. Then the
+checkpointer and the progress display. A callback with state that
 a resumed run needs names its part of the checkpoint (``key``) and returns it as JSON-able
 values; the loop gives those values back, under the same key, when a run resumes.
 """
@@ -35,13 +37,15 @@ class RoundOutcome:
 
 @dataclass
 class RoundResult:
-    """One finished round: its outcome, when it started (``time.perf_counter()``), and
-    what evaluators found."""
+    """One finished round: its outcome, when it started (``time.perf_counter()``), what
+    evaluators found, and the metrics row (``None`` until the metrics writer set it: the
+    very object written to ``metrics.jsonl``; read it, do not change it)."""
 
     server_round: int
     outcome: RoundOutcome
     started: float
     evaluation: dict[str, Any] = field(default_factory=dict)
+    row: dict[str, Any] | None = None
 
 
 class Callback:

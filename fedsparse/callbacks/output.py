@@ -40,7 +40,8 @@ class FinalMetrics(Callback):
 
 class MetricsWriter(Callback):
     """One ``metrics.jsonl`` line per round (:func:`fedsparse.rows.round_row` and the
-    evaluation), ``summary.json`` at the end."""
+    evaluation), also left in ``result.row`` for the callbacks after it; ``summary.json``
+    at the end. It must come after every evaluator."""
 
     def __init__(self, writer: RunWriter) -> None:
         self.writer = writer
@@ -50,7 +51,8 @@ class MetricsWriter(Callback):
 
     def after_round(self, result: RoundResult) -> None:
         row = round_row(self.loop, result.server_round, result.outcome, time.perf_counter() - result.started)
-        self.writer.append_round({**row, **result.evaluation})
+        result.row = {**row, **result.evaluation}
+        self.writer.append_round(result.row)
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
         self.writer.write_summary(summary)
