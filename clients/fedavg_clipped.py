@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse import protocol
 from fedsparse.clients.learner import LEARNERS, ClientJob
-from fedsparse.clients.plain import PlainLearner
-from fedsparse.quant import Precision
+from fedsparse.clients.plain import PlainLearner, Trained
 from fedsparse.wire import encode_at
 
 
@@ -40,12 +39,6 @@ def clipped(
 class ClippedLearner(PlainLearner):
     keeps_received = True
 
-    def upload(
-        self,
-        job: ClientJob,
-        trained: Mapping[str, torch.Tensor],
-        received: Mapping[str, torch.Tensor],
-        precision: Precision,
-    ) -> ArrayRecord:
+    def upload(self, job: ClientJob, trained: Trained) -> ArrayRecord:
         params = ClipParams.model_validate(protocol.learner_params(job.config))
-        return encode_at(clipped(trained, received, params.clip_norm), precision)
+        return encode_at(clipped(trained.state, trained.received, params.clip_norm), trained.precision)

@@ -6,14 +6,11 @@ stochastic quantizer seeded per (run, round, client); float32 clients send it ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from flwr.app import ArrayRecord
 
 from fedsparse.clients.learner import LEARNERS, ClientJob
-from fedsparse.clients.plain import PlainLearner
-from fedsparse.quant import Precision
+from fedsparse.clients.plain import PlainLearner, Trained
 from fedsparse.wire import encode_at
 
 
@@ -21,12 +18,6 @@ from fedsparse.wire import encode_at
 class DeltaLearner(PlainLearner):
     keeps_received = True
 
-    def upload(
-        self,
-        job: ClientJob,
-        trained: Mapping[str, torch.Tensor],
-        received: Mapping[str, torch.Tensor],
-        precision: Precision,
-    ) -> ArrayRecord:
-        delta = {name: trained[name] - received[name] for name in trained}
-        return encode_at(delta, precision, generator=torch.Generator().manual_seed(job.seed() + 1))
+    def upload(self, job: ClientJob, trained: Trained) -> ArrayRecord:
+        delta = {name: value - trained.received[name] for name, value in trained.state.items()}
+        return encode_at(delta, trained.precision, generator=torch.Generator().manual_seed(job.seed() + 1))

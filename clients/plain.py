@@ -17,6 +17,7 @@ or :meth:`PlainLearner.upload` (what goes back).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from flwr.app import ArrayRecord, RecordDict
@@ -34,6 +35,15 @@ from fedsparse.wire import encode_at, encode_state, load_into
 Regularizer = Callable[[], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What local training produced, for :meth:`PlainLearner.upload`."""
+
+    state: Mapping[str, torch.Tensor]  # the trained model, on the CPU
+    received: Mapping[str, torch.Tensor]  # the model as it arrived (if ``keeps_received``), else empty
+    precision: Precision  # the device's format
+
+
 @LEARNERS.register(protocol.PLAIN)
 class PlainLearner(Learner):
     def regularizer(self, job: ClientJob, model: torch.nn.Module) -> Regularizer | None:
@@ -42,16 +52,9 @@ class PlainLearner(Learner):
 
     keeps_received = False  # whether :meth:`upload` reads the model received
 
-    def upload(
-        self,
-        job: ClientJob,
-        trained: Mapping[str, torch.Tensor],
-        received: Mapping[str, torch.Tensor],
-        precision: Precision,
-    ) -> ArrayRecord:
-        """The arrays sent back: the trained model at the device's bitwidth. ``received``
-        holds the model as it arrived if ``keeps_received`` is set, else nothing."""
-        return encode_at(dict(trained), precision)
+    def upload(self, job: ClientJob, trained: Trained) -> ArrayRecord:
+        """The arrays sent back: the trained model at the device's bitwidth."""
+        return encode_at(dict(trained.state), trained.precision)
 
     def train(self, job: ClientJob) -> RecordDict:
         if job.task.tasks is not None:
@@ -71,11 +74,11 @@ class PlainLearner(Learner):
                 device=job.device,
                 regularizer=self.regularizer(job, model),
             )
-        trained = {name: t.cpu() for name, t in model.state_dict().items()}
+        trained = Trained({name: t.cpu() for name, t in model.state_dict().items()}, received, precision)
         metrics = protocol.train_metrics(
             stats.num_examples, stats.loss, stats.accuracy, **{protocol.BITWIDTH: precision.bits}
         )
-        return protocol.reply(self.upload(job, trained, received, precision), metrics)
+        return protocol.reply(self.upload(job, trained), metrics)
 
     def train_stream(self, job: ClientJob) -> RecordDict:
         """One round of a task stream on the shared multi-head model."""

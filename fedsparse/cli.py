@@ -144,6 +144,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_data_command(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="local dataset copies: where each dataset is read from, import one")
+    actions = data.add_subparsers(dest="action", required=True)
+    actions.add_parser("info", help="the data root and where each dataset is read from")
+    importing = actions.add_parser("import", help="copy a dataset folder into the data root ($FEDSPARSE_DATA)")
+    importing.add_argument("dataset", help="dataset name, e.g. mnist")
+    importing.add_argument("folder", help="folder holding the dataset's files (mnist: the four *-ubyte.gz files)")
+    data.set_defaults(handler=cmd_data)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -202,13 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     compare.set_defaults(handler=cmd_compare)
 
-    data = commands.add_parser("data", help="local dataset copies: where each dataset is read from, import one")
-    actions = data.add_subparsers(dest="action", required=True)
-    actions.add_parser("info", help="the data root and where each dataset is read from")
-    importing = actions.add_parser("import", help="copy a dataset folder into the data root ($FEDSPARSE_DATA)")
-    importing.add_argument("dataset", help="dataset name, e.g. mnist")
-    importing.add_argument("folder", help="folder holding the dataset's files (mnist: the four *-ubyte.gz files)")
-    data.set_defaults(handler=cmd_data)
+    _add_data_command(commands)
     return parser
 
 

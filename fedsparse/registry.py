@@ -22,6 +22,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._package = package
+        self._loading = False
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("cnn")``."""
@@ -38,12 +39,18 @@ class Registry(Generic[T]):
         self._entries[name] = entry
 
     def _load(self) -> None:
-        if self._package is None:
+        """Import every module of the package once; a module that fails to import fails
+        every lookup (with its own error), rather than leaving its entries silently out."""
+        if self._package is None or self._loading:
             return
-        package, self._package = self._package, None  # once, and not again while importing
-        imported = importlib.import_module(package)
-        for module in pkgutil.iter_modules(imported.__path__):
-            importlib.import_module(f"{package}.{module.name}")
+        self._loading = True  # a module's own lookups while it is imported see what is there
+        try:
+            imported = importlib.import_module(self._package)
+            for module in pkgutil.iter_modules(imported.__path__):
+                importlib.import_module(f"{self._package}.{module.name}")
+            self._package = None
+        finally:
+            self._loading = False
 
     def get(self, name: str) -> T:
         self._load()

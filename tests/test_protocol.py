@@ -28,6 +28,8 @@ OTHER_MEANINGS = {
     ("fedsparse/checkpoint.py", "fedsparse"): "the safetensors metadata key of a checkpoint file",
     ("fedsparse/comparison/plan.py", "fedsparse"): "the command echoed in a results page",
     ("fedsparse/callbacks/trackers.py", "fedsparse"): "the default MLflow experiment name",
+    ("fedsparse/data/root.py", "fedsparse"): "the default data root's folder name",
+    ("fedsparse/runlog.py", "fedsparse"): "the library's logger name",
     ("fedsparse/config.py", "bitwidth"): "the YAML profile field",
     ("fedsparse/rows.py", "bitwidth"): "the metrics-row column",
     ("fedsparse/callbacks/evaluation.py", "task"): "the metrics-row column",
