@@ -61,10 +61,15 @@ def source_modules() -> set[str]:
     }
 
 
+def outside_env() -> dict[str, str]:
+    """This process's environment without what points into the repository or its venv
+    (the suite's processes may have put the repository on ``PYTHONPATH``)."""
+    return {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
 def run(command: list[str], cwd: Path, timeout: float = INSTALL_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run ``command``; a failure shows the tail of its output."""
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, cwd=cwd, env=outside_env(), capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{command} failed ({result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}"
     return result
 
@@ -153,9 +158,13 @@ def test_edge_install_runs_the_quickstart_inline(edge_venv: Path) -> None:
     assert summary["final_accuracy"] > 0
 
     refused = subprocess.run(
-        [fedsparse, "validate", str(config), "--set", "engine.backend=ray"], cwd=work, capture_output=True, text=True
+        [fedsparse, "validate", str(config), "--set", "engine.backend=ray"],
+        cwd=work,
+        env=outside_env(),
+        capture_output=True,
+        text=True,
     )
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stderr[-2000:]
     assert refused.stderr.strip().splitlines() == [
         "error: engine.backend: ray needs Ray, which is not installed: pip install 'fedsparse[simulation]'"
     ]
