@@ -41,7 +41,15 @@ class FedWeITParams(BaseModel):
     client_sparsity: float = Field(
         0.3, ge=0.0, lt=1.0, description="share of each layer's output units (lowest mask gate) not uploaded"
     )
-    weight_decay: float = Field(1e-4, ge=0.0, description="L2 on the current task's A and mask")
+    weight_decay: float = Field(
+        1e-4, ge=0.0, description="L2 on the current task's A and mask (and B in the first task)"
+    )
+    knowledge_base: bool = Field(
+        True, description="share finished tasks' A between clients (false: no inter-client transfer)"
+    )
+    communicate: bool = Field(
+        True, description="exchange the base with the server (false: each client alone, nothing sent; roughly APD)"
+    )
 
 
 def read_knowledge(record: ArrayRecord | None, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
@@ -101,7 +109,8 @@ class FedWeITLearner(Learner):
         params = FedWeITParams.model_validate(protocol.learner_params(job.config))
         stream = ClientStream(job)
         net = restore_net(job)
-        net.load_global_base(float_tensors(protocol.arrays_of(job.message.content)))
+        if params.communicate:
+            net.load_global_base(float_tensors(protocol.arrays_of(job.message.content)))
         if stream.pool_id not in net.tasks:
             if net.current is not None:  # missed its last round: close it without an upload
                 net.finish_task(params.lambda1)
@@ -112,11 +121,11 @@ class FedWeITLearner(Learner):
             net, regularizer=lambda: net.regularizer(params.lambda1, params.lambda2, params.weight_decay)
         )
         accuracies = stream.task_accuracies(net)
-        base = encode_sparse_state(net.sparse_base(params.client_sparsity))
+        base = encode_sparse_state(net.sparse_base(params.client_sparsity)) if params.communicate else None
         extra = {}
         if stream.ends_task:
             adaptive = net.finish_task(params.lambda1)
-            if stream.has_next_task:
+            if stream.has_next_task and params.communicate and params.knowledge_base:
                 extra[protocol.ADAPTIVE] = encode_sparse_state(adaptive)
         save_net(net, job.context)
-        return protocol.reply(base, stream.metrics(stats, accuracies), **extra)
+        return protocol.reply(base, stream.metrics(stats, accuracies, net.state_dict().values()), **extra)

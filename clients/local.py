@@ -26,4 +26,4 @@ class LocalLearner(Learner):
         stats = stream.train(model)
         accuracies = stream.task_accuracies(model)
         state[MODEL_STATE] = ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        return protocol.reply(None, stream.metrics(stats, accuracies))
+        return protocol.reply(None, stream.metrics(stats, accuracies, stream.kept_tensors(model)))

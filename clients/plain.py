@@ -23,16 +23,18 @@ import torch
 from flwr.app import ArrayRecord, RecordDict
 
 from fedsparse import protocol
+from fedsparse.clients.ewc import ANCHOR, FISHER, EWCParams, consolidate, fisher_diagonal, penalty
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
-from fedsparse.models.multihead import MultiHeadNet
+from fedsparse.models.multihead import HEADS, TRUNK, MultiHeadNet
 from fedsparse.prune import scaled_activations
 from fedsparse.quant import Precision
 from fedsparse.quant.qat import quantization_aware
 from fedsparse.training import fit
-from fedsparse.wire import encode_at, encode_state, load_into
+from fedsparse.wire import encode_at, encode_state, float_tensors
 
 Regularizer = Callable[[], torch.Tensor]
+HEADS_STATE = "plain.heads"  # Context.state record: the client's task heads (task streams)
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,33 @@ class PlainLearner(Learner):
         return protocol.reply(self.upload(job, trained), metrics)
 
     def train_stream(self, job: ClientJob) -> RecordDict:
-        """One round of a task stream on the shared multi-head model."""
-        stream = ClientStream(job)
-        model = job.task.build_model()
+        """One round of a task stream: the shared trunk arrives and goes back; each task's
+        head stays in the node state; with EWC on, a task's end consolidates it."""
+        stream, state = ClientStream(job), job.context.state
+        model = job.task.initial_model()  # a client's heads start as the run's initial ones
         assert isinstance(model, MultiHeadNet)
-        load_into(model, protocol.arrays_of(job.message.content))
+        if HEADS_STATE in state.array_records:
+            model.load_part(state.array_records[HEADS_STATE].to_torch_state_dict(), HEADS)
+        model.load_part(float_tensors(protocol.arrays_of(job.message.content)), TRUNK)
         model.select(stream.pool_id)
         model.to(job.device)
-        stats = stream.train(model, regularizer=self.regularizer(job, model))
+        ewc = EWCParams.of(protocol.learner_params(job.config))
+        terms = [self.regularizer(job, model), penalty(model, state, ewc.ewc_lambda)]
+        stats = stream.train(model, regularizer=summed([t for t in terms if t is not None]))
         accuracies = stream.task_accuracies(model)
-        state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
-        return protocol.reply(encode_state(state), stream.metrics(stats, accuracies))
+        if ewc.ewc_lambda > 0 and stream.ends_task:
+            model.select(stream.pool_id)
+            generator = torch.Generator().manual_seed(job.seed() + 1)
+            fisher = fisher_diagonal(model, stream.current.train, ewc.ewc_fisher_samples, generator, job.device)
+            consolidate(model, fisher, state)
+        state[HEADS_STATE] = ArrayRecord({name: t.detach().cpu() for name, t in model.heads_state().items()})
+        consolidated = [state.array_records[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
+        kept = [*stream.kept_tensors(model), *(t for tensors in consolidated for t in tensors.values())]
+        return protocol.reply(encode_state(model.body_state()), stream.metrics(stats, accuracies, kept))
+
+
+def summed(terms: list[Regularizer]) -> Regularizer | None:
+    """One loss term adding ``terms`` (itself when there is one; None when none)."""
+    if len(terms) <= 1:
+        return terms[0] if terms else None
+    return lambda: sum((term() for term in terms[1:]), terms[0]())

@@ -8,7 +8,7 @@ that task's head.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -18,6 +18,7 @@ from fedsparse.clients.learner import ClientJob
 from fedsparse.data import ContinualData
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
+from fedsparse.models.size import stored_bytes
 from fedsparse.training import Stats, evaluate, fit
 
 
@@ -55,6 +56,13 @@ class ClientStream:
             regularizer=regularizer,
         )
 
+    def kept_tensors(self, model: MultiHeadNet) -> list[torch.Tensor]:
+        """What a client keeps of a multi-head net: the trunk and the heads of the tasks
+        of its stream so far (the others are still the run's initial ones)."""
+        seen = {f"heads.{self.data.task(self.job.client, stage).spec.pool_id}." for stage in range(self.stage + 1)}
+        heads = [t for name, t in model.heads_state().items() if name.startswith(tuple(seen))]
+        return [*model.body_state().values(), *heads]
+
     def task_accuracies(self, model: MultiHeadNet | DecomposedNet) -> list[float]:
         """Accuracy on each task of the stream so far (this one included), with its head."""
         accuracies = []
@@ -64,7 +72,8 @@ class ClientStream:
             accuracies.append(evaluate(model, seen.test, self.job.device).accuracy)
         return accuracies
 
-    def metrics(self, stats: Stats, accuracies: list[float]) -> dict[str, Any]:
-        return protocol.train_metrics(
-            stats.num_examples, stats.loss, stats.accuracy, **{protocol.TASK_ACCURACY: accuracies}
-        )
+    def metrics(self, stats: Stats, accuracies: list[float], stored: Iterable[torch.Tensor]) -> dict[str, Any]:
+        """A task-stream reply's metrics: training, the accuracy on every task so far,
+        and the bytes the client keeps (``stored``: every tensor it stores)."""
+        extra = {protocol.TASK_ACCURACY: accuracies, protocol.MODEL_SIZE: stored_bytes(stored)}
+        return protocol.train_metrics(stats.num_examples, stats.loss, stats.accuracy, **extra)

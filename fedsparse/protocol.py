@@ -58,8 +58,9 @@ TRAIN_ACCURACY = "train_accuracy"
 VAL_LOSS = "val_loss"
 VAL_ACCURACY = "val_accuracy"
 TASK_ACCURACY = "task-accuracy"  # continual learning: accuracy on each task seen so far, in stream order
+MODEL_SIZE = "model-size-bytes"  # continual learning: what the client stores to serve all its tasks
 # facts about one client, not quantities to average over clients
-PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY)
+PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY, MODEL_SIZE)
 
 # ---------------------------------------------------------------- identity query (client → server)
 CLIENT_ID = "client-id"

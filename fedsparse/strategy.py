@@ -42,9 +42,10 @@ from fedsparse import protocol
 from fedsparse.aggregation import reply_weight
 from fedsparse.data import ArrayDataset, TasksConfig
 from fedsparse.devices import precision_of
+from fedsparse.models.multihead import shared_state
 from fedsparse.nodes import ClientSampler
 from fedsparse.quant import Precision
-from fedsparse.wire import decode_float_state, encode_at, encode_model, float_tensors
+from fedsparse.wire import decode_float_state, encode_at, encode_state, float_tensors
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,9 @@ class Strategy(FlowerStrategy):
         return {}
 
     def initial_arrays(self, model: nn.Module) -> ArrayRecord:
-        """The server's model record at round 1: here the whole model, dense float32."""
-        return encode_model(model)
+        """The server's model record at round 1, dense float32: the part of the model
+        clients share (a task stream's multi-head net: its trunk; heads stay private)."""
+        return encode_state(shared_state(model))
 
     def learner_params(self) -> dict[str, Any]:
         """Hyperparameters the client learner needs (sent as one JSON object)."""

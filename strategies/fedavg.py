@@ -1,5 +1,9 @@
 """FedAvg (McMahan et al., 2017): the example-weighted mean of the clients' models.
 
+On task streams the clients share the trunk of their multi-head net and keep each
+task's head (as the official FedWeIT baselines do), and may add EWC
+(``ewc_lambda`` > 0, ``clients/ewc.py``) to the local loss.
+
 Clients on low-bit devices receive Q_b(model) and upload at their bitwidth; their
 uploads are dequantized before averaging ("naive" FedAvg over mixed precisions). With
 every client at float32 the messages are exactly Flower's FedAvg ones. The mean is taken
@@ -9,16 +13,18 @@ bit-identical to Flower's ``aggregate_arrayrecords``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from flwr.app import ArrayRecord
-from pydantic import BaseModel, ConfigDict
 
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.catalog import STRATEGIES, StrategySpec
-from fedsparse.strategy import Strategy, Upload
+from fedsparse.clients.ewc import EWCParams
+from fedsparse.strategy import Strategy, StrategyContext, Upload
 
 
-class FedAvgParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FedAvgParams(EWCParams):
+    """FedAvg has no parameters of its own; on task streams its clients may add EWC."""
 
 
 def mean_of(uploads: list[Upload]) -> ArrayRecord:
@@ -27,8 +33,16 @@ def mean_of(uploads: list[Upload]) -> ArrayRecord:
 
 
 class FedAvg(Strategy):
+    def __init__(self, context: StrategyContext, ewc: EWCParams | None = None) -> None:
+        super().__init__(context)
+        self.ewc = ewc or EWCParams()
+
+    def learner_params(self) -> dict[str, Any]:
+        """EWC's settings, when it is on (task streams only)."""
+        return self.ewc.model_dump() if self.ewc.ewc_lambda > 0 else {}
+
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         return mean_of(uploads)
 
 
-STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx), supports_tasks=True))
+STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx, params), supports_tasks=True))

@@ -8,17 +8,16 @@ Flower's own FedProx clients understand it too) and runs the ``fedprox`` learner
 from __future__ import annotations
 
 from flwr.app import ConfigRecord
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fedsparse import protocol
 from fedsparse.catalog import STRATEGIES, StrategySpec
+from fedsparse.clients.ewc import EWCParams
 from fedsparse.strategies.fedavg import FedAvg
 from fedsparse.strategy import StrategyContext
 
 
-class FedProxParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FedProxParams(EWCParams):
     mu: float = Field(0.01, ge=0.0, description="weight of (mu/2)·||w - w_global||²")
 
 
@@ -26,7 +25,7 @@ class FedProx(FedAvg):
     learner = "fedprox"
 
     def __init__(self, params: FedProxParams, context: StrategyContext) -> None:
-        super().__init__(context)
+        super().__init__(context, EWCParams.of(params.model_dump()))
         self.proximal_mu = params.mu
 
     def train_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:

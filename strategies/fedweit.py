@@ -15,6 +15,11 @@ every round is the base B of each layer:
   forwarded exactly as they arrived.
 
 Heads, masks, A and attention never leave the client.
+
+Two switches of ``strategy.fedweit`` make the ablations that test the method's claim of
+inter-client transfer: ``knowledge_base: false`` (no A is shared; each client learns
+from its own tasks and the shared base only) and ``communicate: false`` (nothing is
+sent at all; the same decomposition trained on each client alone, roughly APD).
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ class FedWeIT(Strategy):
     def initial_arrays(self, model: nn.Module) -> ArrayRecord:
         if not isinstance(model, MultiHeadNet):
             raise TypeError("FedWeIT runs on the multi-head net of a task stream")
-        return base_record(model)
+        return base_record(model) if self.params.communicate else ArrayRecord()
 
     def learner_params(self) -> dict[str, Any]:
         return self.params.model_dump()
@@ -84,6 +89,8 @@ class FedWeIT(Strategy):
         return client if self._starts_task(server_round) and self.finished_adaptive else None
 
     def payload(self, client: int, server_round: int, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
+        if not self.params.communicate:  # the clients learn alone: the message only says which round it is
+            return RecordDict({protocol.CONFIG: self.client_config(client, config)})
         content = RecordDict(
             {
                 protocol.ARRAYS: encode_sparse_state(decode_float_state(arrays)),
@@ -112,6 +119,8 @@ class FedWeIT(Strategy):
         self.finished_adaptive = {int(c): a for c, a in under_prefix(state.records, "adaptive-").items()}
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
+        if not self.params.communicate:
+            return self.round_start
         if server_round % self.rounds_per_task == 0:  # a task's last round: the A that become knowledge
             self.finished_adaptive = {
                 u.client: u.content.array_records[protocol.ADAPTIVE]

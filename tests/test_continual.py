@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
+from fedsparse.models.multihead import MultiHeadNet
+from fedsparse.task import ClientTask
+from fedsparse.wire import encode_state
 
 from .conftest import REPO
 from .helpers import DIGITS_STREAM, simulate
@@ -55,8 +58,20 @@ def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> 
             assert row["bytes_up"] == sum(c["bytes_up"] for c in row["clients"])
     assert results["local"][1]["bytes_up_total"] == results["local"][1]["bytes_down_total"] == 0
     assert results["fedprox"][1]["bytes_up_total"] == results["fedavg"][1]["bytes_up_total"] > 0
+    # FedAvg and FedProx share the trunk only: each task's head stays with its client
+    cfg = validate_config(apply_overrides(read_yaml(REPO / "configs" / "fcl_split_mnist.yaml"), list(DIGITS)))
+    net = ClientTask.from_experiment(cfg).initial_model()
+    assert isinstance(net, MultiHeadNet)
+    trunk_bytes = encode_state(net.body_state()).count_bytes()
+    for row in results["fedavg"][0]:
+        assert {c["bytes_up"] for c in row["clients"]} == {c["bytes_down"] for c in row["clients"]} == {trunk_bytes}
+    # what a client keeps grows with the tasks it has seen, for every strategy
+    for name, (rows, summary) in results.items():
+        sizes = [row["model_size_bytes"] for row in rows]
+        assert 0 < sizes[0] <= sizes[-1] == summary["final_model_size_bytes"], name
+    assert results["local"][0][-1]["model_size_bytes"] == results["fedavg"][0][-1]["model_size_bytes"]
     weit_rows, weit = results["fedweit"]
-    assert 0 < weit["bytes_up_total"] < 0.85 * results["fedavg"][1]["bytes_up_total"]
+    assert 0 < weit["bytes_up_total"] < results["fedavg"][1]["bytes_up_total"]
     # at a task's last round the clients add their A; at the next task's first, the knowledge comes down
     assert weit_rows[1]["bytes_up"] > weit_rows[0]["bytes_up"] == weit_rows[2]["bytes_up"]
     assert weit_rows[2]["bytes_down"] > 2 * weit_rows[3]["bytes_down"]
@@ -87,3 +102,15 @@ def test_task_stream_configs_are_checked_against_strategy_and_federation() -> No
 def test_shipped_continual_configs_are_valid(name: str) -> None:
     cfg = validate_config(read_yaml(REPO / "configs" / name))
     assert cfg.data.tasks is not None and cfg.federation.rounds == cfg.data.tasks.total_rounds
+
+
+def test_fedweit_ablations_share_no_knowledge_or_nothing_at_all(tmp_path: Path) -> None:
+    full_rows, _ = run(tmp_path / "full", "fedweit")
+    no_kb_rows, no_kb = run(tmp_path / "no_kb", "fedweit", "strategy.fedweit.knowledge_base=false")
+    alone_rows, alone = run(tmp_path / "alone", "fedweit", "strategy.fedweit.communicate=false")
+    assert alone["bytes_up_total"] == alone["bytes_down_total"] == 0
+    assert all(not row["rejected"] for row in alone_rows + no_kb_rows)
+    assert alone["final_avg_task_accuracy"] > 0.85 and no_kb["final_avg_task_accuracy"] > 0.85
+    # without the knowledge base only the base travels: no A up at a task's end, no knowledge down after it
+    assert no_kb_rows[1]["bytes_up"] == no_kb_rows[0]["bytes_up"] < full_rows[1]["bytes_up"]
+    assert no_kb_rows[2]["bytes_down"] < 0.5 * full_rows[2]["bytes_down"]

@@ -71,6 +71,9 @@ CASES = {
     "adaptcl": ("quickstart.yaml", "strategy.name=adaptcl", *SPEEDS),
     "fedweit": ("fcl_split_mnist.yaml", "strategy.name=fedweit", *DIGITS_STREAM),
     "local": ("fcl_split_mnist.yaml", "strategy.name=local", *DIGITS_STREAM),
+    # heads and EWC's consolidated Fisher live in the node state across the task boundary
+    "fedprox_ewc": ("fcl_split_mnist.yaml", "strategy.name=fedprox", "strategy.fedprox.ewc_lambda=50", *DIGITS_STREAM),
+    "fedavg_momentum": ("quickstart.yaml", "strategy.name=fedavg_momentum"),
 }
 
 

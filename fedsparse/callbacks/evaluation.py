@@ -73,8 +73,9 @@ class ClientEvaluation(Callback):
 
 
 class TaskMetrics(Callback):
-    """Task streams: the stream position, and average task accuracy and forgetting from
-    the accuracies the training clients reported (:mod:`fedsparse.continual_metrics`)."""
+    """Task streams: the stream position, average task accuracy and forgetting from the
+    accuracies the training clients reported (:mod:`fedsparse.continual_metrics`), and
+    ``model_size_bytes``, the mean over them of what each keeps to serve all its tasks."""
 
     key = "task_log"
 
@@ -90,12 +91,17 @@ class TaskMetrics(Callback):
         if streams is None:
             return
         client_of = self.loop.directory.client_of
-        reports = {}
+        reports, sizes = {}, []
         for reply in result.outcome.accepted:
             metrics = protocol.metrics_of(reply.content)
             assert metrics is not None, "task-stream replies are screened for their metrics"
             reports[client_of(reply.metadata.src_node_id)] = list(metrics[protocol.TASK_ACCURACY])  # type: ignore[arg-type]
-        summary = self.log.record_round(reports)
+            if protocol.MODEL_SIZE in metrics:
+                sizes.append(float(metrics[protocol.MODEL_SIZE]))  # type: ignore[arg-type]
+        summary: dict[str, float | None] = {
+            **self.log.record_round(reports),
+            "model_size_bytes": sum(sizes) / len(sizes) if sizes else None,
+        }
         self.latest = dict(summary)
         result.evaluation.update(
             {
@@ -111,6 +117,7 @@ class TaskMetrics(Callback):
         if streams is not None:
             summary["final_avg_task_accuracy"] = self.latest.get("avg_task_accuracy")
             summary["final_forgetting"] = self.latest.get("forgetting")
+            summary["final_model_size_bytes"] = self.latest.get("model_size_bytes")
             summary["num_tasks"] = streams.config.num_tasks
 
     def checkpoint_values(self) -> Any:

@@ -11,11 +11,12 @@ The sigmoid is applied in the forward pass so the mask learns (the official code
 the raw mask). Each task also has its own bias.
 
 A layer holds every task it has learned: the current one trainable, past ones kept for
-evaluation and for the lambda2 term, which pins their effective weights while B drifts
-(past A stay trainable so they can absorb that drift, the paper's retroactive update;
-past masks are frozen). At a task's end its A is hard-sparsified (|A| <= lambda1 → 0)
-and theta without the knowledge term is stored; the knowledge term itself is folded
-into one frozen tensor, so the knowledge base need not be kept.
+evaluation and for the lambda2 term, which pins their effective weights while B drifts.
+As in the official client, only B and the current task's variables train: at a task's
+end its A is hard-sparsified (|A| <= lambda1 → 0) and frozen with its mask and bias, so
+a past A stays exactly as sparse as it was uploaded, and theta without the knowledge
+term is stored; the knowledge term itself is folded into one frozen tensor, so the
+knowledge base need not be kept.
 
 Tasks are keyed by their pool id (``"3"``: module attribute names cannot be integers).
 """
@@ -108,7 +109,7 @@ class DecomposedLayer(nn.Module):
         return weight if term is None else weight + term
 
     def finish_task(self, task: str, threshold: float) -> None:
-        """Hard-sparsify A, store theta, fold the knowledge term, freeze the mask."""
+        """Hard-sparsify A, store theta, fold the knowledge term, freeze the task."""
         with torch.no_grad():
             adaptive = self.adaptive[task]
             adaptive[adaptive.abs() <= threshold] = 0.0
@@ -119,7 +120,12 @@ class DecomposedLayer(nn.Module):
         if self.knowledge.has(task):
             self.knowledge.drop(task)
             del self.attention[task]
-        self.masks[task].requires_grad_(False)
+        self.freeze(task)
+
+    def freeze(self, task: str) -> None:
+        """A finished task's A, mask and bias no longer train."""
+        for variables in (self.adaptive, self.masks, self.biases):
+            variables[task].requires_grad_(False)
 
     def drift(self, task: str) -> torch.Tensor:
         """||B ⊙ sigmoid(m_i) + A_i - theta_i,stored||² / 2 for a finished task i."""

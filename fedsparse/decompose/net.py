@@ -112,11 +112,14 @@ class DecomposedNet(nn.Module):
         if task is None:
             raise RuntimeError("no task is running")
         key = str(task)
+        first_task = len(self.tasks) == 1
         total = torch.zeros((), device=next(self.parameters()).device)
         for layer in self.layers().values():
             adaptive, mask = layer.adaptive[key], layer.masks[key]
             total = total + lambda1 * adaptive.abs().sum()
             total = total + weight_decay * 0.5 * (adaptive.pow(2).sum() + mask.pow(2).sum())
+            if first_task:  # the official client decays B during the first task only
+                total = total + weight_decay * 0.5 * layer.base.pow(2).sum()
             for past in self.finished:
                 total = total + lambda2 * layer.drift(str(past))
         return total
@@ -155,7 +158,7 @@ class DecomposedNet(nn.Module):
             if task in finished:
                 for layer in net.layers().values():
                     layer.stored.put(str(task), torch.zeros_like(layer.base))
-                    layer.masks[str(task)].requires_grad_(False)
+                    layer.freeze(str(task))
                 net.finished.append(task)
         for name, layer in net.layers().items():
             for task in finished:

@@ -8,12 +8,15 @@ the classifier that model would have had, one copy per task of the pool.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 import torch
 from torch import nn
 
 from fedsparse.models.registry import build_model
+
+TRUNK, HEADS = "trunk", "heads"
 
 
 class MultiHeadNet(nn.Module):
@@ -32,6 +35,28 @@ class MultiHeadNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.heads[self.active](self.trunk(x))
+
+    def body_state(self) -> dict[str, torch.Tensor]:
+        """The shared part: the trunk's tensors, named as in :meth:`state_dict`."""
+        return {name: t for name, t in self.state_dict().items() if name.startswith(f"{TRUNK}.")}
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        """The private part: every task's head, named as in :meth:`state_dict`."""
+        return {name: t for name, t in self.state_dict().items() if name.startswith(f"{HEADS}.")}
+
+    def load_part(self, state: Mapping[str, torch.Tensor], part: str) -> None:
+        """Load exactly the tensors of ``part`` (``trunk`` or ``heads``); any other
+        tensor, or a missing one, is an error."""
+        own = self.body_state() if part == TRUNK else self.heads_state()
+        if set(state) != set(own):
+            raise ValueError(f"{part}: expected tensors {sorted(own)}, got {sorted(state)}")
+        getattr(self, part).load_state_dict({name[len(part) + 1 :]: t for name, t in state.items()})
+
+
+def shared_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a model shares with the server: a multi-head net its trunk (each task's head
+    stays with the client that learns it), any other model all of itself."""
+    return model.body_state() if isinstance(model, MultiHeadNet) else model.state_dict()
 
 
 def split_classifier(model: nn.Module) -> tuple[nn.Sequential, nn.Linear]:

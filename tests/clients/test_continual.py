@@ -80,6 +80,8 @@ def test_fedweit_client_keeps_its_state_across_rounds_and_a_task_boundary(server
         assert torch.all(values.abs()[values != 0] > 1e-3)  # |A| <= lambda1 was cut
         nonzero, total = nonzero + int((values != 0).sum()), total + values.numel()
         assert torch.equal(values, states[1][name.replace(".base", f".adaptive.{first}")])  # what it keeps
+        # learning the next task leaves the finished A exactly as sparse as it was uploaded
+        assert torch.equal(values, states[2][name.replace(".base", f".adaptive.{first}")])
     assert 0 < nonzero < total
     # round 3 learns the second task and still reports the first from the stored weights
     accuracies = replies[2].content[protocol.METRICS][TASK_ACCURACY]
