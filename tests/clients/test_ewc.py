@@ -57,7 +57,7 @@ def test_two_tasks_consolidate_to_their_fisher_weighted_mean_and_the_penalty_pul
         torch.testing.assert_close(anchor[n], first[n] + 0.25)  # (3·θ1 + 1·(θ1 + 1)) / 4
     term = penalty(net, state, 2.0)
     assert term is not None
-    expected = sum(float((4 * (p - anchor[n]) ** 2).sum()) for n, p in net.named_parameters() if n in names)
+    expected = sum(float((4 * (p.detach() - anchor[n]) ** 2).sum()) for n, p in net.named_parameters() if n in names)
     assert float(term()) == pytest.approx(expected)
     term().backward()
     for n, p in net.named_parameters():
