@@ -111,9 +111,12 @@ class FedWeITLearner(Learner):
         net = restore_net(job)
         if params.communicate:
             net.load_global_base(float_tensors(protocol.arrays_of(job.message.content)))
+        extra = {}
         if stream.pool_id not in net.tasks:
-            if net.current is not None:  # missed its last round: close it without an upload
-                net.finish_task(params.lambda1)
+            if net.current is not None:  # missed that task's last round: close it, and its A goes up now
+                late = net.finish_task(params.lambda1)
+                if params.communicate and params.knowledge_base:
+                    extra[protocol.ADAPTIVE] = encode_sparse_state(late)
             knowledge = read_knowledge(job.message.content.array_records.get(protocol.KNOWLEDGE), net.base_shapes())
             net.add_task(stream.pool_id, knowledge)
         net.select(stream.pool_id)
@@ -122,7 +125,6 @@ class FedWeITLearner(Learner):
         )
         accuracies = stream.task_accuracies(net)
         base = encode_sparse_state(net.sparse_base(params.client_sparsity)) if params.communicate else None
-        extra = {}
         if stream.ends_task:
             adaptive = net.finish_task(params.lambda1)
             if stream.has_next_task and params.communicate and params.knowledge_base:

@@ -12,7 +12,10 @@ every round is the base B of each layer:
 * at a task's last round each client also uploads its hard-sparsified task-adaptive A
   (record ``adaptive``); in the next round every client receives the others' A
   (record ``knowledge``: the j-th other client's layer ``name`` as ``kb<j>.<name>``),
-  forwarded exactly as they arrived.
+  forwarded exactly as they arrived. With partial participation a client that missed a
+  task's last round uploads that A the next time it trains (it joins the following
+  stage's knowledge base), and a client that missed a stage's first round gets the
+  stage's knowledge base with its first message of the stage.
 
 Heads, masks, A and attention never leave the client.
 
@@ -24,11 +27,12 @@ sent at all; the same decomposition trained on each client alone, roughly APD).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
 from torch import nn
 
 from fedsparse import protocol
@@ -71,7 +75,11 @@ class FedWeIT(Strategy):
             raise ValueError("FedWeIT learns task streams: set data.tasks")
         self.params = params
         self.rounds_per_task = context.tasks.rounds_per_task
-        self.finished_adaptive: dict[int, ArrayRecord] = {}  # client → its A of the task just finished
+        self.pending: dict[int, ArrayRecord] = {}  # client → an A received since the knowledge base formed
+        self.knowledge: dict[int, ArrayRecord] = {}  # the current stage's knowledge base, by sender
+        self.stage = 0  # the stage (0-based task position) the knowledge base belongs to
+        self.served: set[int] = set()  # clients that received this stage's knowledge base
+        self.last_round: dict[int, int] = {}  # client → the last round it trained in
 
     def initial_arrays(self, model: nn.Module) -> ArrayRecord:
         if not isinstance(model, MultiHeadNet):
@@ -81,12 +89,22 @@ class FedWeIT(Strategy):
     def learner_params(self) -> dict[str, Any]:
         return self.params.model_dump()
 
-    def _starts_task(self, server_round: int) -> bool:
-        return server_round > 1 and (server_round - 1) % self.rounds_per_task == 0
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """At a new stage's first round the A received so far become its knowledge base."""
+        stage = (server_round - 1) // self.rounds_per_task
+        if stage != self.stage:
+            self.knowledge, self.pending, self.stage, self.served = self.pending, {}, stage, set()
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def _needs_knowledge(self, client: int) -> bool:
+        return client not in self.served and any(other != client for other in self.knowledge)
 
     def payload_key(self, client: int, server_round: int) -> Hashable:
-        """One payload for all, except at a task's first round: each gets the others' A."""
-        return client if self._starts_task(server_round) and self.finished_adaptive else None
+        """One payload for all, except for a client's first message of a stage: it also
+        gets the others' A (a client that missed the stage's first round gets them later)."""
+        return client if self._needs_knowledge(client) else None
 
     def payload(self, client: int, server_round: int, arrays: ArrayRecord, config: ConfigRecord) -> RecordDict:
         if not self.params.communicate:  # the clients learn alone: the message only says which round it is
@@ -97,36 +115,53 @@ class FedWeIT(Strategy):
                 protocol.CONFIG: self.client_config(client, config),
             }
         )
-        if self._starts_task(server_round):
-            knowledge = self.knowledge_for(client)
-            if knowledge:
-                content[protocol.KNOWLEDGE] = knowledge
+        if self._needs_knowledge(client):
+            content[protocol.KNOWLEDGE] = self.knowledge_for(client)
+            self.served.add(client)
         return content
 
+    def _finishes_a_task(self, client: int, server_round: int) -> bool:
+        """Whether ``client`` finishes a task in ``server_round``: the task's last round,
+        or its first round in a later stage after missing its task's last round. An A
+        sent at any other time is ignored."""
+        if server_round % self.rounds_per_task == 0:
+            return True
+        previous = self.last_round.get(client)
+        stage_of = lambda r: (r - 1) // self.rounds_per_task  # noqa: E731
+        return (
+            previous is not None
+            and stage_of(previous) < stage_of(server_round)
+            and previous % self.rounds_per_task != 0
+        )
+
     def knowledge_for(self, client: int) -> ArrayRecord:
-        """The other clients' A from the task just finished, as they sent them."""
+        """The other clients' A in this stage's knowledge base, as they sent them."""
         record = ArrayRecord()
-        others = [c for c in sorted(self.finished_adaptive) if c != client]
+        others = [c for c in sorted(self.knowledge) if c != client]
         for entry, other in enumerate(others):
-            for name, array in self.finished_adaptive[other].items():
+            for name, array in self.knowledge[other].items():
                 record[protocol.knowledge_key(entry, name)] = array
         return record
 
     def checkpoint_state(self) -> StrategyState:
-        return StrategyState({f"adaptive-{client}": a for client, a in self.finished_adaptive.items()})
+        records = {f"pending-{c}": a for c, a in self.pending.items()}
+        records.update({f"knowledge-{c}": a for c, a in self.knowledge.items()})
+        last = {str(c): r for c, r in self.last_round.items()}
+        return StrategyState(records, {"stage": self.stage, "served": sorted(self.served), "last_round": last})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        self.finished_adaptive = {int(c): a for c, a in under_prefix(state.records, "adaptive-").items()}
+        self.pending = {int(c): a for c, a in under_prefix(state.records, "pending-").items()}
+        self.knowledge = {int(c): a for c, a in under_prefix(state.records, "knowledge-").items()}
+        self.stage, self.served = int(state.values["stage"]), set(state.values["served"])
+        self.last_round = {int(c): int(r) for c, r in state.values["last_round"].items()}
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         if not self.params.communicate:
             return self.round_start
-        if server_round % self.rounds_per_task == 0:  # a task's last round: the A that become knowledge
-            self.finished_adaptive = {
-                u.client: u.content.array_records[protocol.ADAPTIVE]
-                for u in uploads
-                if protocol.ADAPTIVE in u.content.array_records
-            }
+        for upload in uploads:
+            if protocol.ADAPTIVE in upload.content.array_records and self._finishes_a_task(upload.client, server_round):
+                self.pending[upload.client] = upload.content.array_records[protocol.ADAPTIVE]
+            self.last_round[upload.client] = server_round
         return to_record(unit_mean([u.state for u in uploads], [u.weight for u in uploads]))
 
 

@@ -114,3 +114,16 @@ def test_fedweit_ablations_share_no_knowledge_or_nothing_at_all(tmp_path: Path) 
     # without the knowledge base only the base travels: no A up at a task's end, no knowledge down after it
     assert no_kb_rows[1]["bytes_up"] == no_kb_rows[0]["bytes_up"] < full_rows[1]["bytes_up"]
     assert no_kb_rows[2]["bytes_down"] < 0.5 * full_rows[2]["bytes_down"]
+
+
+def test_fedweit_with_half_the_clients_each_round_loses_no_reply(tmp_path: Path) -> None:
+    rows, summary = run(
+        tmp_path,
+        "fedweit",
+        "federation.clients_per_round=2",
+        "federation.min_replies=1",
+        "data.tasks.rounds_per_task=3",
+        "federation.rounds=6",
+    )
+    assert all(not row["rejected"] and len(row["clients"]) == 2 for row in rows)
+    assert summary["final_avg_task_accuracy"] > 0.8

@@ -169,3 +169,53 @@ def test_A_sent_in_the_middle_of_a_task_never_becomes_knowledge(server_identity)
     assert all(
         KNOWLEDGE not in m.content.array_records for m in strategy.configure_train(3, start, ConfigRecord(), grid=None)
     )
+
+
+def test_a_late_a_joins_the_next_knowledge_base(server_identity) -> None:  # type: ignore[no-untyped-def]
+    """Rounds 2 per task: client 2 misses round 2 (task 1's last), so its task-1 A comes
+    with its next reply (round 4) and is knowledge at round 5, the next task's start."""
+    strategy = _strategy(rounds_per_task=2)
+    base = encode_sparse_state(_upload(0, {}))
+    a = {c: _upload(10 + c, {}) for c in range(3)}
+    for server_round, answering, with_a in (
+        (1, (0, 1, 2), ()),
+        (2, (0, 1), (0, 1)),
+        (3, (0, 1), ()),
+        (4, (0, 1, 2), (2,)),
+    ):
+        sent = {
+            m.metadata.dst_node_id - 100: m for m in strategy.configure_train(server_round, base, ConfigRecord(), None)
+        }
+        if server_round == 3:  # task 2 starts: each gets the other's task-1 A (client 2 sent none)
+            assert len(sent[0].content[KNOWLEDGE]) == len(sent[2].content[KNOWLEDGE]) // 2 == len(SHAPES)
+        replies = []
+        for client in answering:
+            reply = reply_from(sent[client], base, {"num-examples": 10})
+            if client in with_a:
+                reply.content[ADAPTIVE] = encode_sparse_state(a[client])
+            replies.append(reply)
+        strategy.aggregate_train(server_round, replies)
+    fifth = {m.metadata.dst_node_id - 100: m for m in strategy.configure_train(5, base, ConfigRecord(), None)}
+    assert KNOWLEDGE not in fifth[2].content.array_records  # its own A is not sent back
+    knowledge = float_tensors(fifth[0].content[KNOWLEDGE])
+    assert set(knowledge) == {f"kb0.{name}" for name in SHAPES}
+    assert torch.equal(knowledge["kb0.trunk.0.base"], a[2]["trunk.0.base"])
+
+
+def test_a_client_not_sampled_at_a_tasks_start_gets_the_knowledge_base_with_its_next_message(server_identity) -> None:  # type: ignore[no-untyped-def]
+    spec = STRATEGIES.get("fedweit")
+    ctx = StrategyContext(
+        ClientSampler(NodeDirectory({100 + c: c for c in range(3)}), 2, seed=0),
+        client_eval=False,
+        tasks=TasksConfig(rounds_per_task=3),
+    )
+    strategy = spec.build(spec.params(), ctx)
+    base = encode_sparse_state(_upload(0, {}))
+    strategy.pending = {c: encode_sparse_state(_upload(20 + c, {})) for c in range(3)}  # every task-1 A arrived
+    served: set[int] = set()
+    for server_round in (4, 5, 6):  # task 2
+        for message in strategy.configure_train(server_round, base, ConfigRecord(), None):
+            client = message.metadata.dst_node_id - 100
+            assert (KNOWLEDGE in message.content.array_records) == (client not in served), (server_round, client)
+            served.add(client)
+    assert served == {0, 1, 2}
