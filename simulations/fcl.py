@@ -1,12 +1,13 @@
-"""Federated continual learning: FedWeIT vs local, FedAvg and FedProx on the same streams.
+"""Federated continual learning: FedWeIT, its ablations and the baselines on the same streams.
 
 Runs every variant on ``configs/fcl_split_mnist.yaml`` (5 clients × 5 tasks of 2
 classes) and ``configs/fcl_permuted_mnist.yaml`` (5 clients × 5 of 8 permutations) over
 several seeds (resumable, one core per run), and writes ``docs/results/fcl.md`` and
 ``docs/results/fcl.png``: final average task accuracy, forgetting, MB up and down, upload
-relative to FedAvg (each mean ± std), and average accuracy over the task sequence.
+relative to FedAvg, model size per client (each mean ± std), Welch's t-test of each
+row's accuracy against the best baseline, and average accuracy over the task sequence.
 
-    python simulations/fcl.py --seeds 3 --jobs 2
+    python simulations/fcl.py --seeds 5 --jobs 2
 """
 
 from __future__ import annotations
@@ -22,22 +23,44 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser
 
+from fedsparse.comparison.stats import welch_p
 from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
 
 BENCHMARKS = {"split MNIST": "fcl_split_mnist.yaml", "permuted MNIST": "fcl_permuted_mnist.yaml"}
+EWC_LAMBDA = 100.0  # EWC strength for the "+ EWC" baselines
 VARIANTS: dict[str, list[str]] = {
     "local": ["strategy.name=local"],
     "fedavg": ["strategy.name=fedavg"],
     "fedprox": ["strategy.name=fedprox"],
+    "fedavg + EWC": ["strategy.name=fedavg", f"strategy.fedavg.ewc_lambda={EWC_LAMBDA}"],
+    "fedprox + EWC": ["strategy.name=fedprox", f"strategy.fedprox.ewc_lambda={EWC_LAMBDA}"],
     "fedweit": ["strategy.name=fedweit"],
-    "fedweit, sparsity 0.6": ["strategy.name=fedweit", "strategy.fedweit.client_sparsity=0.6"],
+    "fedweit, no knowledge base": ["strategy.name=fedweit", "strategy.fedweit.knowledge_base=false"],
+    "fedweit, no communication": ["strategy.name=fedweit", "strategy.fedweit.communicate=false"],
 }
+BASELINES = ("local", "fedavg", "fedprox", "fedavg + EWC", "fedprox + EWC")
+
+
+def p_text(p: float | None) -> str:
+    return "–" if p is None else f"{p:.3f}" if p >= 0.001 else "< 0.001"
 
 
 def table(benchmark: str, runs: dict[str, list[Path]]) -> list[str]:
     summaries = {name: [read_summary(r) for r in dirs] for name, dirs in runs.items()}
     fedavg_up = [s["bytes_up_total"] for s in summaries["fedavg"]]
-    head = ["strategy", "final avg task acc (%)", "forgetting (pts)", "MB up", "MB down", "upload vs FedAvg (%)"]
+    accuracy = {name: [s["final_avg_task_accuracy"] for s in results] for name, results in summaries.items()}
+    present = [name for name in BASELINES if name in accuracy]
+    best = max(present, key=lambda name: statistics.fmean(accuracy[name]))
+    head = [
+        "strategy",
+        "final avg task acc (%)",
+        f"p vs {best}",
+        "forgetting (pts)",
+        "MB up",
+        "MB down",
+        "upload vs FedAvg (%)",
+        "model size per client (MB)",
+    ]
     lines = [
         f"### {benchmark} (`{BENCHMARKS[benchmark]}`)",
         "",
@@ -51,15 +74,25 @@ def table(benchmark: str, runs: dict[str, list[Path]]) -> list[str]:
             + " | ".join(
                 [
                     name,
-                    mean_std_text([s["final_avg_task_accuracy"] for s in results], 100),
+                    mean_std_text(accuracy[name], 100),
+                    "–" if name == best else p_text(welch_p(accuracy[name], accuracy[best])),
                     mean_std_text([s["final_forgetting"] for s in results], 100),
                     mean_std_text(ups, 1 / BYTES_PER_MB, 1),
                     mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
                     mean_std_text([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
+                    mean_std_text([s["final_model_size_bytes"] for s in results], 1 / BYTES_PER_MB, 3),
                 ]
             )
             + " |"
         )
+    claim = "fedweit", "fedweit, no communication"
+    if all(name in accuracy for name in claim):
+        gap = statistics.fmean(accuracy[claim[0]]) - statistics.fmean(accuracy[claim[1]])
+        lines += [
+            "",
+            f"FedWeIT vs its no-communication ablation (transfer between clients): {gap * 100:+.2f} points, "
+            f"Welch p = {p_text(welch_p(accuracy[claim[0]], accuracy[claim[1]]))}.",
+        ]
     return [*lines, ""]
 
 
@@ -87,8 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     if "fedavg" not in args.variants:
         parser.error("--variants: fedavg is the reference for the upload column")
-    # the extra FedWeIT setting runs last, after every strategy the comparison needs
-    order = sorted(args.variants, key=lambda name: name.startswith("fedweit,"))
+    order = list(args.variants)
     jobs = [(bench, name, seed) for name in order for bench in BENCHMARKS for seed in range(args.seeds)]
 
     def execute(job: tuple[str, str, int]) -> Path:
@@ -103,16 +135,20 @@ def main() -> None:
     }
     figure = args.results.with_suffix(".png")
     lines = [
-        "# Federated continual learning on MNIST: FedWeIT vs local, FedAvg, FedProx",
+        "# Federated continual learning on MNIST: FedWeIT, its ablations and the baselines",
         "",
         f"Produced by `python simulations/fcl.py --seeds {args.seeds}`. Mean ± std over seeds "
         f"0..{args.seeds - 1}; every strategy runs on the same task streams (5 clients, each "
         "learning 5 tasks in its own order, 10 rounds per task, ≤600 training samples per client "
         "and task, 500 test samples per task; cnn [16, 32] + 128 hidden with one head per task; "
-        "Adam, lr 3.3e-4, batch 100, 1 local epoch, all clients every round). Accuracy is each "
+        "the optimiser and budget of the configs, all clients every round; FedAvg and FedProx "
+        "share the trunk only, each task's head stays with its client; EWC strength "
+        f"{EWC_LAMBDA:g}). Accuracy is each "
         "client's own model on the test set of every task it has seen, with that task's head, "
         "averaged over tasks and clients; forgetting is the mean drop from a task's best accuracy "
-        "to its final one. MB are the encoded arrays that crossed the wire (the byte ledger). "
+        "to its final one. MB are the encoded arrays that crossed the wire (the byte ledger); "
+        "model size is what a client keeps to serve all its tasks, sparse tensors by their "
+        "non-zeros. p: Welch's t-test of the final accuracy against the best baseline. "
         "What the numbers say: [../methods.md](../methods.md#fedweit-what-the-measurements-say).",
         "",
         f"![average task accuracy over the task sequence]({figure.name})",

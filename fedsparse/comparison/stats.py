@@ -49,6 +49,17 @@ def mean_std(values: Sequence[float | None]) -> Stat:
     return Stat(statistics.fmean(present), std, len(present))
 
 
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have the same mean (no
+    equal-variance assumption); None with fewer than two values on a side, or when both
+    sides are constant."""
+    from scipy.stats import ttest_ind
+
+    if len(a) < 2 or len(b) < 2 or (statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0):
+        return None
+    return float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
+
+
 @dataclass(frozen=True)
 class Reached:
     """Where a run first reached the target accuracy."""
