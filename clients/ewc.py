@@ -34,6 +34,12 @@ class EWCParams(BaseModel):
     ewc_lambda: float = Field(0.0, ge=0.0, description="EWC strength on task streams (0: off)")
     ewc_fisher_samples: int = Field(200, ge=1, description="training samples of a task its Fisher is estimated on")
 
+    def problems(self, strategy: str, has_tasks: bool) -> list[str]:
+        """EWC consolidates finished tasks: it needs task streams."""
+        if self.ewc_lambda > 0 and not has_tasks:
+            return [f"strategy.{strategy}.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0"]
+        return []
+
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> EWCParams:
         """EWC's settings among a learner's parameters (others ignored)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from torch import nn
@@ -19,8 +19,11 @@ from fedsparse.prune import channel_layout
 from fedsparse.registry import Registry
 from fedsparse.strategy import Strategy, StrategyContext
 
+if TYPE_CHECKING:
+    from fedsparse.config import ExperimentConfig
 
-def _no_problems(params: Any, server_samples: int) -> list[str]:
+
+def _no_problems(params: Any, cfg: ExperimentConfig) -> list[str]:
     return []
 
 
@@ -41,8 +44,8 @@ def prunes_model(model: nn.Module) -> list[str]:
 class StrategySpec:
     params: type[BaseModel]
     build: Callable[[Any, StrategyContext], Strategy]
-    # checks against the rest of the config: (validated params, data.server_samples) → problems
-    problems: Callable[[Any, int], list[str]] = _no_problems
+    # checks against the rest of the config: (validated params, the whole config) → problems
+    problems: Callable[[Any, ExperimentConfig], list[str]] = _no_problems
     # checks against the configured model (built once by the config validation)
     model_problems: Callable[[nn.Module], list[str]] = _any_model
     # continual learning (data.tasks): whether the strategy runs on task streams, and whether only there

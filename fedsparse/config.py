@@ -270,7 +270,7 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     if not math.isclose(share_sum, 1.0, abs_tol=1e-6):
         problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
 
-    problems += STRATEGIES.get(cfg.strategy.name).problems(cfg.strategy_params(), cfg.data.server_samples)
+    problems += STRATEGIES.get(cfg.strategy.name).problems(cfg.strategy_params(), cfg)
 
     info = DATASETS.get(cfg.data.dataset).info
     if cfg.data.path is not None:

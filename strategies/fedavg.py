@@ -45,4 +45,12 @@ class FedAvg(Strategy):
         return mean_of(uploads)
 
 
-STRATEGIES.add("fedavg", StrategySpec(FedAvgParams, lambda params, ctx: FedAvg(ctx, params), supports_tasks=True))
+STRATEGIES.add(
+    "fedavg",
+    StrategySpec(
+        FedAvgParams,
+        lambda params, ctx: FedAvg(ctx, params),
+        problems=lambda params, cfg: params.problems("fedavg", cfg.data.tasks is not None),
+        supports_tasks=True,
+    ),
+)

@@ -34,4 +34,12 @@ class FedProx(FedAvg):
         return config
 
 
-STRATEGIES.add("fedprox", StrategySpec(FedProxParams, lambda params, ctx: FedProx(params, ctx), supports_tasks=True))
+STRATEGIES.add(
+    "fedprox",
+    StrategySpec(
+        FedProxParams,
+        lambda params, ctx: FedProx(params, ctx),
+        problems=lambda params, cfg: params.problems("fedprox", cfg.data.tasks is not None),
+        supports_tasks=True,
+    ),
+)

@@ -12,7 +12,7 @@ With no high-precision client in a round, the (dequantized) mean is used.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, Training
 from fedsparse.quant import FLOAT32, Precision
 from fedsparse.strategy import Strategy, StrategyContext, Upload, quantized_copy
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
+
+if TYPE_CHECKING:
+    from fedsparse.config import ExperimentConfig
 
 
 def _tensors(state: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -154,9 +157,8 @@ class ProWD(Strategy):
         self.trainer.optimizer.load_state_dict(optimizer_state)
 
 
-def _problems(params: BaseModel, server_samples: int) -> list[str]:
-    assert isinstance(params, ProWDParams)
-    if params.dequantizer and params.distill_weight > 0 and server_samples == 0:
+def _problems(params: ProWDParams, cfg: ExperimentConfig) -> list[str]:
+    if params.dequantizer and params.distill_weight > 0 and cfg.data.server_samples == 0:
         return ["strategy.prowd.distill_weight: distillation needs data.server_samples > 0 (or set it to 0)"]
     return []
 
