@@ -27,6 +27,7 @@ DIGITS_STREAM = (
     "data.tasks.max_train_per_task=null",
     "data.tasks.max_test_per_task=null",
     "federation.lr=0.005",
+    "federation.local_epochs=1",
     "federation.batch_size=32",
 )
 
