@@ -6,9 +6,10 @@ through Q_b, straight-through gradients) and uploads Q_b(latent) bit-packed; a p
 sub-model simply arrives with narrower arrays and trains with hidden activations scaled
 by ``width-scale`` when the server asks for it.
 
-On a task stream (``data.tasks``) the model is the multi-head net: the client trains the
-head of its current task and reports its accuracy on every task seen so far
-(:mod:`fedsparse.clients.streams`).
+On a task stream (``data.tasks``) the model is the multi-head net: the trunk arrives and
+goes back, each task's head stays in the node state; the client trains its current
+task's head with the trunk, optionally under EWC (:mod:`fedsparse.clients.ewc`), and
+reports its accuracy on every task seen so far (:mod:`fedsparse.clients.streams`).
 
 Subclasses change one step: :meth:`PlainLearner.regularizer` (a term added to the loss)
 or :meth:`PlainLearner.upload` (what goes back).
