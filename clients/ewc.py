@@ -13,7 +13,7 @@ node state.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from flwr.app import ArrayRecord, RecordDict
@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fedsparse.data import ArrayDataset
 from fedsparse.models.multihead import MultiHeadNet
+
+if TYPE_CHECKING:
+    from fedsparse.config import ExperimentConfig
 
 FISHER = "ewc.fisher"  # Context.state record: sum of the past tasks' Fisher diagonals
 ANCHOR = "ewc.anchor"  # Context.state record: their Fisher-weighted mean of the weights
@@ -34,9 +37,9 @@ class EWCParams(BaseModel):
     ewc_lambda: float = Field(0.0, ge=0.0, description="EWC strength on task streams (0: off)")
     ewc_fisher_samples: int = Field(200, ge=1, description="training samples of a task its Fisher is estimated on")
 
-    def problems(self, strategy: str, has_tasks: bool) -> list[str]:
+    def problems(self, strategy: str, cfg: ExperimentConfig) -> list[str]:
         """EWC consolidates finished tasks: it needs task streams."""
-        if self.ewc_lambda > 0 and not has_tasks:
+        if self.ewc_lambda > 0 and cfg.data.tasks is None:
             return [f"strategy.{strategy}.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0"]
         return []
 

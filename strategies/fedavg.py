@@ -50,7 +50,7 @@ STRATEGIES.add(
     StrategySpec(
         FedAvgParams,
         lambda params, ctx: FedAvg(ctx, params),
-        problems=lambda params, cfg: params.problems("fedavg", cfg.data.tasks is not None),
+        problems=lambda params, cfg: params.problems("fedavg", cfg),
         supports_tasks=True,
     ),
 )

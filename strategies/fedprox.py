@@ -39,7 +39,7 @@ STRATEGIES.add(
     StrategySpec(
         FedProxParams,
         lambda params, ctx: FedProx(params, ctx),
-        problems=lambda params, cfg: params.problems("fedprox", cfg.data.tasks is not None),
+        problems=lambda params, cfg: params.problems("fedprox", cfg),
         supports_tasks=True,
     ),
 )
