@@ -15,6 +15,7 @@ import torch
 
 from fedsparse import protocol
 from fedsparse.clients.learner import ClientJob
+from fedsparse.clients.schedule import PlateauSchedule
 from fedsparse.data import ContinualData
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
@@ -45,16 +46,26 @@ class ClientStream:
         return self.stage + 1 < self.data.config.num_tasks
 
     def train(self, model: torch.nn.Module, regularizer: Callable[[], torch.Tensor] | None = None) -> Stats:
-        """Local epochs on the current task's training split, trainable parameters only."""
+        """Local epochs on the current task's training split, trainable parameters only;
+        under ``federation.lr_plateau``, at the task's scheduled rate
+        (:mod:`fedsparse.clients.schedule`), which each epoch's validation loss updates."""
+        training, state, device = self.job.task.training, self.job.context.state, self.job.device
         generator = torch.Generator().manual_seed(self.job.seed())
-        return fit(
+        if training.lr_plateau is None:
+            return fit(model, self.current.train, training, generator=generator, device=device, regularizer=regularizer)
+        schedule = PlateauSchedule.resume(state, training.lr_plateau, training.lr, self.stage)
+        stats = fit(
             model,
             self.current.train,
-            self.job.task.training,
+            training,
             generator=generator,
-            device=self.job.device,
+            device=device,
             regularizer=regularizer,
+            lr=schedule.lr,
+            after_epoch=lambda optimizer: schedule.step(evaluate(model, self.current.val, device).loss, optimizer),
         )
+        schedule.save(state)
+        return stats
 
     def kept_tensors(self, model: MultiHeadNet) -> list[torch.Tensor]:
         """What a client keeps of a multi-head net: the trunk and the heads of the tasks

@@ -324,9 +324,10 @@ def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     spec = STRATEGIES.get(cfg.strategy.name)
     tasks = cfg.data.tasks
     if tasks is None:
-        return (
-            [f"strategy.name: {cfg.strategy.name!r} learns task streams; set data.tasks"] if spec.requires_tasks else []
-        )
+        problems = [f"strategy.name: {cfg.strategy.name!r} learns task streams; set data.tasks"]
+        if cfg.federation.lr_plateau is not None:
+            problems.append("federation.lr_plateau: schedules task streams only; set data.tasks")
+        return problems if spec.requires_tasks else problems[1:]
     if not spec.supports_tasks:
         runs_tasks = sorted(name for name in STRATEGIES.names() if STRATEGIES.get(name).supports_tasks)
         return [f"strategy.name: {cfg.strategy.name!r} does not run task streams (data.tasks); use one of {runs_tasks}"]
@@ -341,6 +342,8 @@ def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
         problems.append(
             "federation.client_eval_every: must be 0 with data.tasks (clients report task accuracies when they train)"
         )
+    if fed.lr_plateau is not None and tasks.val_fraction == 0:
+        problems.append("federation.lr_plateau: needs a validation set; set data.tasks.val_fraction > 0")
     if any(profile.bitwidth != 32 for profile in fed.profiles):
         problems.append("federation.profiles: task streams train at float32; set every bitwidth to 32")
     return problems

@@ -42,6 +42,19 @@ class ModelConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PlateauConfig(Strict):
+    """Reduce-on-plateau on a task stream, per client and task (FedWeIT's official client).
+
+    After every local epoch the client measures its loss on the current task's validation
+    set (``data.tasks.val_fraction``); when that loss has not improved on the task's best
+    for ``patience`` epochs, the learning rate is divided by ``factor`` and the count starts
+    again. The rate and count carry over between rounds; a new task starts at ``lr``.
+    """
+
+    patience: int = Field(3, ge=1, description="epochs without a new best validation loss before a drop")
+    factor: float = Field(3.0, gt=1.0, description="the learning rate is divided by this at each drop")
+
+
 class TrainingConfig(Strict):
     """A client's local training (the ``federation`` section's fields that clients use)."""
 
@@ -51,3 +64,6 @@ class TrainingConfig(Strict):
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    lr_plateau: PlateauConfig | None = Field(
+        None, description="task streams: divide the learning rate when the task's validation loss stalls"
+    )

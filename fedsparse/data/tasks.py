@@ -40,6 +40,7 @@ from fedsparse.data.sources import DATASETS, ArrayDataset, DatasetInfo
 
 # seeds of the independent random streams, so adding one never shifts another
 _CLASS_ORDER, _PIXELS, _STREAM, _SHARE, _TRAIN_CAP, _TEST_CAP = 0xC1A, 0x91C, 0x57E, 0x5AE, 0xCA7, 0x7E5
+_VALIDATION = 0x7A1
 
 
 class TasksConfig(BaseModel):
@@ -79,6 +80,13 @@ class TasksConfig(BaseModel):
         None,
         ge=1,
         description="cap on each task's test samples (one seeded subset per task, the same for every client)",
+    )
+    val_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of a client's (capped) training samples of each task held out as that task's "
+        "validation set, e.g. for federation.lr_plateau",
     )
 
     @property
@@ -164,6 +172,7 @@ class TaskData:
     stage: int  # position in the client's stream, 0-based
     spec: TaskSpec
     train: ArrayDataset
+    val: ArrayDataset  # held out of the client's share (``val_fraction``); empty when 0
     test: ArrayDataset
 
 
@@ -252,7 +261,25 @@ class ContinualData:
 
     def train_rows(self, client: int, stage: int) -> np.ndarray:
         """Rows of :attr:`train` client ``client`` trains on at ``stage``."""
-        return self.shares[(client, self.streams[client][stage])]
+        return self._split(client, stage)[0]
+
+    def val_rows(self, client: int, stage: int) -> np.ndarray:
+        """Rows of :attr:`train` held out as client ``client``'s validation set at ``stage``."""
+        return self._split(client, stage)[1]
+
+    def _split(self, client: int, stage: int) -> tuple[np.ndarray, np.ndarray]:
+        """The client's share of the task, cut into (train, validation) by a seeded draw:
+        ``val_fraction`` of it, at least one sample when the fraction is positive."""
+        pool_id = self.streams[client][stage]
+        share = self.shares[(client, pool_id)]
+        fraction = self.config.val_fraction
+        n_val = min(max(round(len(share) * fraction), 1), len(share) - 1) if fraction > 0 else 0
+        if n_val == 0:
+            return share, share[:0]
+        held = np.random.default_rng([self.seed, _VALIDATION, client, pool_id]).choice(len(share), n_val, replace=False)
+        keep = np.ones(len(share), dtype=bool)
+        keep[held] = False
+        return share[keep], np.sort(share[held])
 
     def train_size(self, client: int, stage: int) -> int:
         return len(self.train_rows(client, stage))
@@ -264,6 +291,7 @@ class ContinualData:
             stage=stage,
             spec=spec,
             train=self._materialise(self.train, self.train_rows(client, stage), spec),
+            val=self._materialise(self.train, self.val_rows(client, stage), spec),
             test=self._materialise(self.test, self.test_rows[spec.pool_id], spec),
         )
 

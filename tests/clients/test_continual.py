@@ -134,3 +134,40 @@ def test_malformed_knowledge_entries_are_dropped_and_logged(caplog) -> None:  # 
     for entry in ("kb1", "kb2", "kb3"):
         assert f"entry {entry} rejected" in rejected
     assert read_knowledge(None, shapes) == {}
+
+
+def test_past_tasks_A_stay_as_sparse_as_at_their_own_end_over_a_split_mnist_stream(  # type: ignore[no-untyped-def]
+    server_identity, mnist_dir
+) -> None:
+    raw = apply_overrides(
+        read_yaml(REPO / "configs" / "fcl_split_mnist.yaml"),
+        [
+            f"data.path={mnist_dir}",
+            "data.tasks.num_tasks=3",
+            "data.tasks.rounds_per_task=2",
+            "federation.rounds=6",
+            "federation.num_clients=2",
+            "federation.clients_per_round=2",
+            "data.tasks.max_train_per_task=300",
+            "data.tasks.max_test_per_task=200",
+            "federation.local_epochs=2",
+        ],
+    )
+    task = ClientTask.from_experiment(validate_config(raw))
+    base = base_record(task.initial_model())
+    context = context_for(0, 2)
+    stream = task.continual_data().streams[0]
+
+    def nonzeros_of_A(pool_id: int) -> int:
+        state = context.state[NET_STATE].to_torch_state_dict()
+        return sum(int((t != 0).sum()) for name, t in state.items() if name.endswith(f".adaptive.{pool_id}"))
+
+    at_own_end = {}
+    for server_round in range(1, 7):
+        reply = app(fedweit_message(task, server_round, base), context)
+        assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+        if server_round % 2 == 0:
+            at_own_end[stream[server_round // 2 - 1]] = nonzeros_of_A(stream[server_round // 2 - 1])
+    assert all(count > 0 for count in at_own_end.values())
+    for pool_id, count in at_own_end.items():
+        assert nonzeros_of_A(pool_id) <= 1.5 * count

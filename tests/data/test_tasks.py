@@ -140,3 +140,16 @@ def test_stage_boundaries() -> None:
     assert data.config.total_rounds == 50
     assert [data.stage_of_round(r) for r in (1, 10, 11, 20, 21, 50, 51, 99)] == [0, 0, 1, 1, 2, 4, 4, 4]
     assert [r for r in range(1, 60) if data.is_last_round_of_stage(r)] == [10, 20, 30, 40, 50]
+
+
+def test_a_tasks_validation_set_is_held_out_of_the_clients_share() -> None:
+    data = load(num_tasks=3, max_train_per_task=50, val_fraction=0.2)
+    again = load(num_tasks=3, max_train_per_task=50, val_fraction=0.2)
+    for client in range(5):
+        for stage in range(3):
+            train, val = data.train_rows(client, stage), data.val_rows(client, stage)
+            assert len(val) == 10 and len(train) == 40 and not set(train) & set(val)
+            assert np.array_equal(val, again.val_rows(client, stage))
+            task = data.task(client, stage)
+            assert len(task.val) == 10 and set(np.unique(task.val.y)) <= {0, 1}
+    assert len(load(num_tasks=3, max_train_per_task=50).task(0, 0).val) == 0
