@@ -1,18 +1,20 @@
 """What every sweep script shares: one resumable ``fedsparse run`` per (config, variant,
 seed), and mean ± std formatting on :mod:`fedsparse.comparison.stats`. Runs already
-finished in the output folder are reused, so an interrupted sweep resumes where it
-stopped."""
+finished in the output folder are reused and a run that was stopped continues from its
+last checkpoint, so an interrupted sweep resumes where it stopped."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fedsparse.checkpoint import checkpoint_path
 from fedsparse.comparison.stats import mean_std
 from fedsparse.results import SUMMARY_FILE
 
@@ -25,7 +27,8 @@ def run_name(config: str, variant: str, seed: int) -> str:
 
 
 def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path) -> Path:
-    """Run ``configs/<config>`` with ``overrides`` (unless done already); return its folder."""
+    """Run ``configs/<config>`` with ``overrides`` (unless done already; a run that was
+    interrupted resumes from its last checkpoint); return its folder."""
     name = run_name(config, variant, seed)
     if not (out / name / SUMMARY_FILE).exists():
         settings = [
@@ -36,9 +39,14 @@ def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Pat
             "output.progress=false",
             "output.plots=false",
         ]
-        command = [sys.executable, "-m", "fedsparse.cli", "run", str(REPO / "configs" / config)]
-        for item in settings:
-            command += ["--set", item]
+        command = [sys.executable, "-m", "fedsparse.cli", "run"]
+        if checkpoint_path(out / name).exists():
+            command += ["--resume", str(out / name)]
+        else:
+            shutil.rmtree(out / name, ignore_errors=True)  # stopped before its first checkpoint
+            command.append(str(REPO / "configs" / config))
+            for item in settings:
+                command += ["--set", item]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; parallel jobs share the machine
         subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         print(f"done {name}", flush=True)
