@@ -5,8 +5,15 @@ Each round: train the progressive dequantizer on the high-precision weights the 
 holds (the float clients' uploads and the current global model), restore every low-bit
 upload through it, then aggregate selectively (low-bit elements count only where they
 agree in sign with the high-precision mean update). ``dequantizer: false`` uses plain
-scale dequantization; ``selective: false`` averages everything.
+scale dequantization; ``selective: false`` averages everything. With both off and
+``low_bit_update: from_global`` it is FedAvg.
 With no high-precision client in a round, the (dequantized) mean is used.
+
+Each round with high- and low-precision uploads reports, per low bitwidth b (mean over
+its clients): ``prowd_kept_fraction_<b>bit``, the share of update elements that agree
+in sign with the high-precision mean update Δ_H; ``prowd_update_ratio_<b>bit``,
+‖Δ_l‖ / ‖Δ_H‖; and ``prowd_kept_ratio_<b>bit``, the same on the agreeing elements only
+(whether or not selection is on, so every variant is measured alike).
 """
 
 from __future__ import annotations
@@ -22,7 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec
-from fedsparse.prowd import DequantizerTrainer, ProgressiveDequantizer, TrainingSettings, bit_ladder, selective_mean
+from fedsparse.prowd import (
+    DequantizerTrainer,
+    LowBitUpdate,
+    ProgressiveDequantizer,
+    TrainingSettings,
+    bit_ladder,
+    compare_to_high,
+    high_update,
+    selective_mean,
+)
 from fedsparse.quant import FLOAT32, Precision
 from fedsparse.strategy import Strategy, StrategyContext, Upload, quantized_copy
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
@@ -49,6 +65,11 @@ class ProWDParams(BaseModel):
     distill_steps: int = Field(5, ge=0, description="steps per round (the last ones) that add distillation")
     low_bit_update: Literal["from_received", "from_global"] = Field(
         "from_received", description="a low-bit update is measured from the model the client received, or from θ_global"
+    )
+    normalise: Literal["agreeing", "all"] = Field(
+        "agreeing",
+        description="selective: divide each element by the weight of the clients that contributed to it "
+        "(agreeing, the method's rule) or by every client's weight (all: a disagreeing update counts as zero)",
     )
 
 
@@ -114,9 +135,15 @@ class ProWD(Strategy):
             self.last_metrics.update(self.trainer.fit(states, reference, starts))
         received_cache: dict[Precision, Mapping[str, np.ndarray]] = {}
         low = [(self._low_bit_state(u, start, received_cache), u.weight) for u in low_uploads]
+        if high and low:
+            delta_high = high_update(start, high)
+            measured = [
+                (u.precision, compare_to_high(start, delta_high, state))
+                for u, (state, _) in zip(low_uploads, low, strict=True)
+            ]
+            self.last_metrics.update(low_bit_metrics(measured))
         if self.params.selective and high and low:
-            state, kept = selective_mean(start, high, low)
-            self.last_metrics["prowd_kept_fraction"] = kept
+            state = selective_mean(start, high, low, self.params.normalise)
         else:
             pairs = high + low
             state = weighted_mean([s for s, _ in pairs], [w for _, w in pairs])
@@ -155,6 +182,19 @@ class ProWD(Strategy):
                 _, index, name = key.split(".", 2)
                 optimizer_state["state"].setdefault(int(index), {})[name] = value
         self.trainer.optimizer.load_state_dict(optimizer_state)
+
+
+def low_bit_metrics(measured: list[tuple[Precision, LowBitUpdate]]) -> dict[str, float]:
+    """Per low bitwidth, the mean over its clients of each :class:`LowBitUpdate` field, and
+    ``prowd_kept_fraction`` over every low-bit client."""
+    metrics = {"prowd_kept_fraction": float(np.mean([m.kept for _, m in measured]))}
+    for precision in sorted({p for p, _ in measured}, key=lambda p: p.rank):
+        group = [m for p, m in measured if p == precision]
+        suffix = f"{precision.bits}bit"
+        metrics[f"prowd_kept_fraction_{suffix}"] = float(np.mean([m.kept for m in group]))
+        metrics[f"prowd_update_ratio_{suffix}"] = float(np.mean([m.size for m in group]))
+        metrics[f"prowd_kept_ratio_{suffix}"] = float(np.mean([m.kept_size for m in group]))
+    return metrics
 
 
 def _problems(params: ProWDParams, cfg: ExperimentConfig) -> list[str]:

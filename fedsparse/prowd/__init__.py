@@ -3,14 +3,17 @@ aggregation for bitwidth-heterogeneous federations. Plain PyTorch / NumPy; the F
 strategy that uses it is ``fedsparse.strategies.prowd``."""
 
 from fedsparse.prowd.dequantizer import FlatWeights, ProgressiveDequantizer, bit_ladder
-from fedsparse.prowd.selective import selective_mean
+from fedsparse.prowd.selective import LowBitUpdate, compare_to_high, high_update, selective_mean
 from fedsparse.prowd.training import DequantizerTrainer, TrainingSettings
 
 __all__ = [
     "DequantizerTrainer",
     "FlatWeights",
+    "LowBitUpdate",
     "ProgressiveDequantizer",
     "TrainingSettings",
     "bit_ladder",
+    "compare_to_high",
+    "high_update",
     "selective_mean",
 ]
