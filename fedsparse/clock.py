@@ -5,6 +5,9 @@ samples × epochs, over the reference FLOP/s times its profile's ``speed``) plus
 time (the bytes the ledger saw it receive and send, over its profile's bandwidth). The
 round takes as long as its slowest participant. Everything is counted, nothing timed, so
 the clock is the same on every machine and every run (docs/methods.md §2, "Simulation clock").
+Real devices are noisy: with ``jitter`` each client's round time is multiplied by a factor
+uniform in [1 − jitter, 1 + jitter], drawn from the run seed, the round and the client
+(so it is the same whatever order clients are timed in, and on a resumed run).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -20,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fedsparse.prune import resize_to
 
 Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+_JITTER = 0x717  # seeds the jitter's random stream apart from every other
 
 
 def forward_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -60,8 +65,12 @@ class SimulationClock:
         reference_flops: float,
         input_shape: tuple[int, ...],
         build_model: Callable[[], nn.Module],
+        jitter: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.devices = list(devices)
+        self.jitter = jitter
+        self.seed = seed
         self.reference_flops = reference_flops
         self.input_shape = input_shape
         self.build_model = build_model
@@ -71,11 +80,20 @@ class SimulationClock:
         """Training FLOPs per sample of a model with these parameter shapes (sub-models too)."""
         return train_flops(resize_to(self.build_model(), dict(shapes)), self.input_shape)
 
-    def client_seconds(self, client: int, shapes: Shapes, samples: int, epochs: int, bytes_moved: int) -> float:
+    def client_seconds(
+        self, client: int, server_round: int, shapes: Shapes, samples: int, epochs: int, bytes_moved: int
+    ) -> float:
         device = self.devices[client]
         compute = self.flops_per_sample(shapes) * samples * epochs / (self.reference_flops * device.speed)
         transfer = 0.0 if device.bandwidth_mbps is None else bytes_moved * 8 / (device.bandwidth_mbps * 1e6)
-        return compute + transfer
+        return (compute + transfer) * self.noise(client, server_round)
+
+    def noise(self, client: int, server_round: int) -> float:
+        """The factor on ``client``'s time in ``server_round`` (1 without jitter)."""
+        if self.jitter == 0:
+            return 1.0
+        draw = np.random.default_rng([self.seed, _JITTER, server_round, client]).uniform(-1.0, 1.0)
+        return 1.0 + self.jitter * float(draw)
 
 
 def round_seconds(client_seconds: Mapping[int, float]) -> float:

@@ -66,9 +66,22 @@ class FederationConfig(TrainingConfig):
     eval_every: int = Field(1, ge=1, description="server-side test evaluation period")
     client_eval_every: int = Field(0, ge=0, description="federated evaluation; 0 = off")
     round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
+    deadline_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        description="simulated seconds the server waits in a round: a client slower than this (simulation "
+        "clock) is dropped from the aggregate and the round ends at the deadline (null: wait for everyone)",
+    )
     profiles: list[ProfileConfig] = Field(default_factory=lambda: [ProfileConfig()], min_length=1)
     reference_gflops: float = Field(
         1.0, gt=0.0, description="training GFLOP/s of a speed-1.0 device (the simulation clock)"
+    )
+    clock_jitter: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="device-time noise: each client's simulated round time is multiplied by a seeded factor "
+        "uniform in [1 - jitter, 1 + jitter], drawn anew per client and round",
     )
 
 

@@ -52,6 +52,8 @@ class Federation:
             reference_flops=fed.reference_gflops * 1e9,
             input_shape=info.input_shape,
             build_model=self.task.build_model,
+            jitter=fed.clock_jitter,
+            seed=cfg.seed,
         )
 
     def precision_of(self, client: int) -> Precision:
@@ -100,6 +102,7 @@ class Federation:
             traffic = moved.get(client, {})
             seconds[client] = self.clock.client_seconds(
                 client,
+                server_round,
                 shapes,
                 samples=self.train_size(client, server_round),
                 epochs=self.cfg.federation.local_epochs,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from flwr.app import ArrayRecord
+from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
 from fedsparse import capabilities
@@ -43,7 +43,7 @@ from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
 from fedsparse.nodes import NodeDirectory, discover
 from fedsparse.results import RunWriter
-from fedsparse.screening import screen_replies
+from fedsparse.screening import Rejection, screen_replies
 from fedsparse.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class RoundLoop:
             example_limit=lambda client: self.federation.example_limit(client, server_round),
         )
         seconds = self.federation.client_seconds(messages, self.directory, self.ledger, server_round)
+        if fed.deadline_seconds is not None:
+            accepted, rejected, seconds = self._enforce_deadline(accepted, rejected, seconds, fed.deadline_seconds)
         outcome = RoundOutcome(accepted=accepted, rejected=rejected, client_seconds=seconds)
         valid = (self.directory.client_of(m.metadata.src_node_id) for m in accepted)
         capabilities.observe_round_times(self.strategy, server_round, {client: seconds[client] for client in valid})
@@ -142,6 +144,22 @@ class RoundLoop:
         self.arrays = arrays
         outcome.train_metrics = dict(metrics or {})
         return outcome
+
+    def _enforce_deadline(
+        self, accepted: list[Message], rejected: list[Rejection], seconds: dict[int, float], deadline: float
+    ) -> tuple[list[Message], list[Rejection], dict[int, float]]:
+        """Drop the replies of clients slower than ``deadline`` (simulated seconds); the
+        server waited for them only until then. Their bytes stay in the ledger: they were sent."""
+        clients = [self.directory.client_of(m.metadata.src_node_id) for m in accepted]
+        on_time = [m for m, client in zip(accepted, clients, strict=True) if seconds[client] <= deadline]
+        missed = [
+            Rejection(client, f"missed the {deadline:g} s deadline (simulated {seconds[client]:.3g} s)")
+            for client in clients
+            if seconds[client] > deadline
+        ]
+        if missed:
+            log.info("%d client(s) missed the deadline: %s", len(missed), [r.client for r in missed])
+        return on_time, [*rejected, *missed], {client: min(time, deadline) for client, time in seconds.items()}
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self, server_round: int) -> Checkpoint:

@@ -23,7 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser
+from sweep import finish_panel, mean_std_text, p_text, publish, run_one, save_figure, sweep_parser
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
@@ -48,10 +48,6 @@ SIMILARITY_VARIANTS = ("local", "fedavg", "fedweit", "fedweit, no knowledge base
 # partial participation on permuted MNIST: 10 clients, 5 sampled each round
 PARTIAL = ["federation.num_clients=10", "federation.clients_per_round=5"]
 PARTIAL_VARIANTS = ("local", "fedavg", "fedweit", "fedweit, no knowledge base", "fedweit, no communication")
-
-
-def p_text(p: float | None) -> str:
-    return "–" if p is None else f"{p:.3f}" if p >= 0.001 else "< 0.001"
 
 
 def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:

@@ -59,6 +59,11 @@ def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) 
     return mean_std(values).text(scale, digits, single_std=0.0)
 
 
+def p_text(p: float | None) -> str:
+    """A p-value for a results table ("–" where no test applies)."""
+    return "–" if p is None else f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
 def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     """The options every sweep takes: seeds, parallel jobs, run folder, results page."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -3,7 +3,8 @@
 Every client starts with the full model (rate 0). After each round the server reads each
 participant's round time (the simulation clock, or in deployment the device's report)
 and shrinks the slow ones' kept fraction until everyone finishes within ``slack`` of the
-fastest (:class:`fedsparse.prune.rates.PrunedRateLearner`). The channels kept are the
+fastest (:class:`fedsparse.prune.rates.PrunedRateLearner`); ``fixed_rates`` replaces the
+learning by given rates (the oracle-rate control). The channels kept are the
 most important ones of the current global model: largest L1 norm per filter / unit.
 No activation scaler: the kept channels are the strong ones, not a fixed slice.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +25,9 @@ from fedsparse.prune.rates import PrunedRateLearner
 from fedsparse.strategies.submodel import SubModelAvg
 from fedsparse.strategy import StrategyContext
 
+if TYPE_CHECKING:
+    from fedsparse.config import ExperimentConfig
+
 
 class AdaptCLParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -30,14 +35,22 @@ class AdaptCLParams(BaseModel):
     slack: float = Field(0.1, gt=0.0, le=10.0, description="tolerated round-time excess over the fastest worker")
     max_pruned_rate: float = Field(0.9, ge=0.0, lt=1.0, description="cap on any worker's pruned rate")
     step: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the equal-time correction taken per round")
+    fixed_rates: list[float] | None = Field(
+        None,
+        description="the oracle-rate control: client i's pruned rate is fixed_rates[i] from round 1 and never "
+        "learned (e.g. the rates a learning run ended with)",
+    )
 
 
 class AdaptCL(SubModelAvg):
     def __init__(self, params: AdaptCLParams, context: StrategyContext) -> None:
         super().__init__(context)
         self.rate_learner = PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
+        self.fixed_rates = params.fixed_rates
 
     def rate_for(self, client: int, server_round: int) -> float:
+        if self.fixed_rates is not None:
+            return self.fixed_rates[client]
         return self.rate_learner.rate(client)
 
     def select(self, rate: float, server_round: int, state: Mapping[str, np.ndarray]) -> Kept:
@@ -57,7 +70,23 @@ class AdaptCL(SubModelAvg):
         self.rate_learner.fastest = math.inf if learned["fastest"] is None else float(learned["fastest"])
 
 
+def _problems(params: AdaptCLParams, cfg: ExperimentConfig) -> list[str]:
+    rates, clients = params.fixed_rates, cfg.federation.num_clients
+    if rates is None:
+        return []
+    problems = []
+    if len(rates) != clients:
+        problems.append(f"strategy.adaptcl.fixed_rates: needs one rate per client ({clients}), got {len(rates)}")
+    if any(not 0 <= rate <= params.max_pruned_rate for rate in rates):
+        problems.append(
+            f"strategy.adaptcl.fixed_rates: every rate must be in [0, max_pruned_rate = {params.max_pruned_rate}]"
+        )
+    return problems
+
+
 STRATEGIES.add(
     "adaptcl",
-    StrategySpec(AdaptCLParams, lambda params, ctx: AdaptCL(params, ctx), model_problems=prunes_model),
+    StrategySpec(
+        AdaptCLParams, lambda params, ctx: AdaptCL(params, ctx), problems=_problems, model_problems=prunes_model
+    ),
 )

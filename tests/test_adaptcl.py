@@ -57,6 +57,41 @@ def test_heterofl_gives_each_device_its_static_width(tmp_path: Path, mnist_dir: 
     assert summary["final_accuracy"] > max(0.6, rows[0]["accuracy"] + 0.1)
 
 
+DIGITS = ("data.dataset=digits", "data.path=null", "federation.rounds=2", "output.plots=false")
+
+
+def test_with_fixed_rates_adaptcl_learns_nothing_and_prunes_as_told(tmp_path: Path) -> None:
+    rates = [0.0] * 4 + [0.3] * 4 + [0.6] * 2
+    rows, _ = simulate(
+        "adaptcl_mnist_high.yaml",
+        tmp_path,
+        *DIGITS,
+        f"strategy.adaptcl.fixed_rates={rates}",
+        "federation.clock_jitter=0.2",
+    )
+    for row in rows:
+        assert [c["pruned_rate"] for c in sorted(row["clients"], key=lambda c: c["id"])] == rates
+
+
+def test_a_deadline_drops_the_clients_slower_than_it_and_ends_the_round_there(tmp_path: Path) -> None:
+    rows, _ = simulate("adaptcl_mnist_high.yaml", tmp_path / "all", *DIGITS, "strategy.name=fedavg")
+    times = _by_client(rows[0])
+    deadline = (times[MEDIUM[0]]["sim_seconds"] + times[SLOW[0]]["sim_seconds"]) / 2
+    late, _ = simulate(
+        "adaptcl_mnist_high.yaml",
+        tmp_path / "deadline",
+        *DIGITS,
+        "strategy.name=fedavg",
+        f"federation.deadline_seconds={deadline}",
+    )
+    for row, full in zip(late, rows, strict=True):
+        assert sorted(r["id"] for r in row["rejected"]) == list(SLOW)
+        assert all("deadline" in r["reason"] for r in row["rejected"])
+        assert row["sim_seconds"] == pytest.approx(deadline, abs=1e-3) and deadline < full["sim_seconds"]
+        assert row["bytes_up"] == full["bytes_up"]  # the late uploads were still sent
+    assert late[-1]["accuracy"] != rows[-1]["accuracy"]  # aggregated without them
+
+
 def _high(quickstart_raw: dict) -> dict:  # type: ignore[type-arg]
     raw = copy.deepcopy(quickstart_raw)
     raw["federation"]["profiles"] = [{"share": 0.5, "speed": 1.0}, {"share": 0.5, "speed": 0.1, "bandwidth_mbps": 2}]
@@ -73,6 +108,18 @@ def _high(quickstart_raw: dict) -> dict:  # type: ignore[type-arg]
         (("federation", "reference_gflops"), 0, "federation.reference_gflops: must be > 0.0"),
         (("strategy", "adaptcl", "max_pruned_rate"), 1.0, "strategy.adaptcl.max_pruned_rate: must be < 1.0"),
         (("strategy", "adaptcl", "slack"), 0, "strategy.adaptcl.slack: must be > 0.0"),
+        (
+            ("strategy", "adaptcl", "fixed_rates"),
+            [0.0],
+            "strategy.adaptcl.fixed_rates: needs one rate per client (10), got 1",
+        ),
+        (
+            ("strategy", "adaptcl", "fixed_rates"),
+            [0.95] * 10,
+            "strategy.adaptcl.fixed_rates: every rate must be in [0, max_pruned_rate = 0.9]",
+        ),
+        (("federation", "clock_jitter"), 1.0, "federation.clock_jitter: must be < 1.0"),
+        (("federation", "deadline_seconds"), 0, "federation.deadline_seconds: must be > 0.0"),
     ],
 )
 def test_bad_device_and_adaptcl_settings_name_the_field(

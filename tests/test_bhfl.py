@@ -49,7 +49,27 @@ def test_a_short_prowd_run_on_mnist_improves_at_every_bitwidth(tmp_path: Path, m
         assert last[bitwidth] > first[bitwidth] + 0.05, (bitwidth, first, last)
     assert summary["final_accuracy_by_bitwidth"] == last
     assert all(0 < r["prowd_kept_fraction"] < 1 for r in rows)  # selection kept some, not all
+    for bits in (2, 4, 8):  # measured per low bitwidth; float32 is the reference
+        assert all(0 < r[f"prowd_kept_fraction_{bits}bit"] < 1 and r[f"prowd_update_ratio_{bits}bit"] > 0 for r in rows)
+        assert all(r[f"prowd_kept_ratio_{bits}bit"] <= r[f"prowd_update_ratio_{bits}bit"] for r in rows)
+    assert not any("prowd_kept_fraction_32bit" in r for r in rows)
     assert all(r["dequantizer_distillation"] > 0 for r in rows)
+
+
+def test_prowd_with_every_part_off_is_fedavg_end_to_end(tmp_path: Path) -> None:
+    common = ("data.dataset=digits", "data.path=null", "federation.rounds=3", "output.plots=false")
+    all_off = (
+        "strategy.prowd.dequantizer=false",
+        "strategy.prowd.selective=false",
+        "strategy.prowd.low_bit_update=from_global",
+    )
+    prowd_rows, prowd = simulate("bhfl_mnist_mixed.yaml", tmp_path / "prowd", *common, *all_off)
+    fedavg_rows, fedavg = simulate("bhfl_mnist_mixed.yaml", tmp_path / "fedavg", *common, "strategy.name=fedavg")
+    assert prowd["final_accuracy_by_bitwidth"] == fedavg["final_accuracy_by_bitwidth"]
+    assert [r["train_loss"] for r in prowd_rows] == [r["train_loss"] for r in fedavg_rows]
+    # the update rule alone already makes it another algorithm
+    _, received = simulate("bhfl_mnist_mixed.yaml", tmp_path / "received", *common, *all_off[:2])
+    assert received["final_accuracy_by_bitwidth"] != fedavg["final_accuracy_by_bitwidth"]
 
 
 def test_bitwidths_and_prowd_settings_are_validated(quickstart_raw: dict) -> None:  # type: ignore[type-arg]

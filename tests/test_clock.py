@@ -46,11 +46,31 @@ def test_seconds_are_compute_over_speed_plus_bytes_over_bandwidth() -> None:
     clock = SimulationClock([Device(1.0, None), Device(0.25, 8.0)], 2e9, shape, build)
     shapes = tuple((n, tuple(t.shape)) for n, t in build().state_dict().items())
     per_sample = train_flops(build(), shape)
-    fast = clock.client_seconds(0, shapes, samples=100, epochs=2, bytes_moved=10**6)
-    slow = clock.client_seconds(1, shapes, samples=100, epochs=2, bytes_moved=10**6)
+    fast = clock.client_seconds(0, 1, shapes, samples=100, epochs=2, bytes_moved=10**6)
+    slow = clock.client_seconds(1, 1, shapes, samples=100, epochs=2, bytes_moved=10**6)
     assert fast == pytest.approx(per_sample * 200 / 2e9)  # no bandwidth: transfers are free
     assert slow == pytest.approx(per_sample * 200 / 0.5e9 + 1.0)  # 1 MB at 8 Mbit/s = 1 s
     assert round_seconds({0: fast, 1: slow}) == slow and round_seconds({}) == 0.0
+
+
+def test_jitter_scales_each_clients_round_time_by_a_seeded_factor_within_bounds() -> None:
+    shape = (1, 8, 8)
+    build = lambda: build_model("cnn", shape, 10)  # noqa: E731
+    shapes = tuple((n, tuple(t.shape)) for n, t in build().state_dict().items())
+    steady = SimulationClock([Device(1.0, None)] * 4, 1e9, shape, build)
+    noisy = SimulationClock([Device(1.0, None)] * 4, 1e9, shape, build, jitter=0.2, seed=7)
+    base = steady.client_seconds(0, 1, shapes, samples=50, epochs=1, bytes_moved=0)
+    factors = [
+        noisy.client_seconds(c, r, shapes, samples=50, epochs=1, bytes_moved=0) / base
+        for r in range(1, 51)
+        for c in range(4)
+    ]
+    assert all(0.8 <= f <= 1.2 for f in factors) and len(set(factors)) == len(factors)  # fresh per client and round
+    assert min(factors) < 0.85 and max(factors) > 1.15  # it does spread over the range
+    again = SimulationClock([Device(1.0, None)] * 4, 1e9, shape, build, jitter=0.2, seed=7)
+    assert again.client_seconds(2, 9, shapes, samples=50, epochs=1, bytes_moved=0) / base == factors[8 * 4 + 2]
+    other = SimulationClock([Device(1.0, None)] * 4, 1e9, shape, build, jitter=0.2, seed=8)
+    assert other.noise(2, 9) != noisy.noise(2, 9)
 
 
 def test_a_narrower_model_costs_fewer_flops() -> None:

@@ -26,7 +26,7 @@ def _build():  # type: ignore[no-untyped-def]
 def _seconds(clock: SimulationClock, state, layout, client: int, rate: float) -> float:  # type: ignore[no-untyped-def]
     shapes = submodel_shapes(state, layout, by_importance(layout, state, rate))
     nbytes = 2 * 4 * sum(math.prod(s) for s in shapes.values())  # float32, down and up
-    return clock.client_seconds(client, tuple(shapes.items()), samples=500, epochs=1, bytes_moved=nbytes)
+    return clock.client_seconds(client, 1, tuple(shapes.items()), samples=500, epochs=1, bytes_moved=nbytes)
 
 
 @pytest.mark.parametrize("slack", [0.05, 0.1, 0.3])
