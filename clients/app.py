@@ -17,11 +17,13 @@ with ``state-dir`` in its node config the node also keeps it on disk
 
 from __future__ import annotations
 
+import time
+
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsparse import protocol
-from fedsparse.clients.learner import LEARNERS, ClientJob
+from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
 from fedsparse.nodes import identity_reply
 from fedsparse.task import ClientTask
@@ -52,9 +54,10 @@ def identify(message: Message, context: Context) -> Message:
     )
 
 
-def train_job(job: ClientJob) -> RecordDict:
-    """Run the learner the message names; task-stream nodes keep their state on disk too."""
-    learner = LEARNERS.get(protocol.learner_of(job.config))()
+def train_job(job: ClientJob, learner: Learner | None = None) -> RecordDict:
+    """Run ``learner`` (default: the one the message names); task-stream nodes keep their
+    state on disk too."""
+    learner = learner or LEARNERS.get(protocol.learner_of(job.config))()
     state_dir = state_dir_of(job.context) if job.task.tasks is not None else None
     if state_dir is None:
         return learner.train(job)
@@ -66,7 +69,18 @@ def train_job(job: ClientJob) -> RecordDict:
 
 @app.train()
 def train(message: Message, context: Context) -> Message:
-    return Message(train_job(ClientJob(message, context, task_of(message, context))), reply_to=message)
+    """Train as the message says; the reply's metrics also carry the seconds it took here
+    (``train-seconds``: the learner's whole job, training and its own evaluation; not the
+    one-time imports and data load, which would make every device's first round look slow)."""
+    job = ClientJob(message, context, task_of(message, context))
+    learner = LEARNERS.get(protocol.learner_of(job.config))()  # imports every learner the first time
+    job.load_data()
+    started = time.perf_counter()
+    content = train_job(job, learner)
+    metrics = protocol.metrics_of(content)
+    if metrics is not None:
+        metrics[protocol.TRAIN_SECONDS] = time.perf_counter() - started
+    return Message(content, reply_to=message)
 
 
 @app.evaluate()

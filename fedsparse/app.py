@@ -52,4 +52,7 @@ def deployed_main(grid: Grid, context: Context) -> None:
     """Refuses (raises, so Flower marks the run failed) before reading or writing anything
     if ``config`` or ``out`` escapes its root."""
     paths = deployed_paths(grid.run, context.run_config)
-    run_into(grid, load_config(paths.config), paths.run_dir)
+    cfg = load_config(paths.config)
+    if cfg.federation.clock is None:  # real devices: a declared profile is only a hint
+        cfg = cfg.model_copy(update={"federation": cfg.federation.model_copy(update={"clock": "measured"})})
+    run_into(grid, cfg, paths.run_dir)

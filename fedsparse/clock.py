@@ -85,8 +85,12 @@ class SimulationClock:
     ) -> float:
         device = self.devices[client]
         compute = self.flops_per_sample(shapes) * samples * epochs / (self.reference_flops * device.speed)
-        transfer = 0.0 if device.bandwidth_mbps is None else bytes_moved * 8 / (device.bandwidth_mbps * 1e6)
-        return (compute + transfer) * self.noise(client, server_round)
+        return (compute + self.transfer_seconds(client, bytes_moved)) * self.noise(client, server_round)
+
+    def transfer_seconds(self, client: int, bytes_moved: int) -> float:
+        """``bytes_moved`` over the client's bandwidth (0 without one)."""
+        bandwidth = self.devices[client].bandwidth_mbps
+        return 0.0 if bandwidth is None else bytes_moved * 8 / (bandwidth * 1e6)
 
     def noise(self, client: int, server_round: int) -> float:
         """The factor on ``client``'s time in ``server_round`` (1 without jitter)."""

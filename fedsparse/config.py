@@ -76,6 +76,12 @@ class FederationConfig(TrainingConfig):
     reference_gflops: float = Field(
         1.0, gt=0.0, description="training GFLOP/s of a speed-1.0 device (the simulation clock)"
     )
+    clock: Literal["simulated", "measured"] | None = Field(
+        None,
+        description="where a client's round time comes from: simulated (counted FLOPs and bytes over its "
+        "profile) or measured (the seconds the client reports it trained, plus its profile's transfer time); "
+        "null: measured on deployed SuperNodes, simulated otherwise",
+    )
     clock_jitter: float = Field(
         0.0,
         ge=0.0,

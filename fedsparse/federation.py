@@ -55,6 +55,7 @@ class Federation:
             jitter=fed.clock_jitter,
             seed=cfg.seed,
         )
+        self.clock_mode = fed.clock or "simulated"  # deployment resolves null to measured before this
 
     def precision_of(self, client: int) -> Precision:
         return precision_of(self.precisions, client)
@@ -83,15 +84,40 @@ class Federation:
         return self.train_size(client, server_round) if 0 <= client < self.cfg.federation.num_clients else None
 
     def client_seconds(
+        self,
+        messages: Sequence[Message],
+        directory: NodeDirectory,
+        ledger: ByteLedger,
+        server_round: int,
+        replies: Sequence[Message] = (),
+    ) -> dict[int, float]:
+        """Seconds of every client asked to train in ``server_round``.
+
+        Simulated: compute is the training FLOPs of the model it was sent (a sub-model
+        counts as such) on its partition for the configured epochs; transfer, the bytes the
+        ledger saw it receive and send this round over its bandwidth. A client whose reply
+        was rejected still took that time: a synchronous server waited for it. Measured
+        (``federation.clock``): a client that replied (``replies``) with the seconds it
+        trained takes those plus the same transfer time.
+        """
+        seconds = self.simulated_seconds(messages, directory, ledger, server_round)
+        if self.clock_mode != "measured":
+            return seconds
+        moved = ledger.round_clients(server_round)
+        for reply in replies:
+            client = directory.client_of(reply.metadata.src_node_id)
+            metrics = protocol.metrics_of(reply.content)
+            if metrics is None or protocol.TRAIN_SECONDS not in metrics or client not in seconds:
+                continue
+            traffic = moved.get(client, {})
+            transfer = self.clock.transfer_seconds(client, traffic.get("bytes_up", 0) + traffic.get("bytes_down", 0))
+            seconds[client] = float(metrics[protocol.TRAIN_SECONDS]) + transfer  # type: ignore[arg-type]
+        return seconds
+
+    def simulated_seconds(
         self, messages: Sequence[Message], directory: NodeDirectory, ledger: ByteLedger, server_round: int
     ) -> dict[int, float]:
-        """Simulated seconds of every client asked to train in ``server_round``.
-
-        Compute: training FLOPs of the model it was sent (a sub-model counts as such) on
-        its partition for the configured epochs; transfer: the bytes the ledger saw it
-        receive and send this round. A client whose reply was rejected still took that
-        time: a synchronous server waited for it.
-        """
+        """The simulation clock's seconds of every client asked to train in ``server_round``."""
         moved = ledger.round_clients(server_round)
         full_model = tuple((name, tuple(t.shape)) for name, t in self.model.state_dict().items())
         seconds = {}

@@ -83,6 +83,7 @@ class RoundLoop:
         self.directory = NodeDirectory()
         self.skipped = 0
         self.sim_seconds_total = 0.0
+        self.first_round = 1  # of this process (a resumed run starts after its checkpoint)
         self.arrays = ArrayRecord()  # the global model (or the part the strategy shares)
         self.strategy: Strategy
 
@@ -122,12 +123,14 @@ class RoundLoop:
             self.directory.client_of,
             example_limit=lambda client: self.federation.example_limit(client, server_round),
         )
-        seconds = self.federation.client_seconds(messages, self.directory, self.ledger, server_round)
+        seconds = self.federation.client_seconds(messages, self.directory, self.ledger, server_round, accepted)
         if fed.deadline_seconds is not None:
             accepted, rejected, seconds = self._enforce_deadline(accepted, rejected, seconds, fed.deadline_seconds)
         outcome = RoundOutcome(accepted=accepted, rejected=rejected, client_seconds=seconds)
         valid = (self.directory.client_of(m.metadata.src_node_id) for m in accepted)
-        capabilities.observe_round_times(self.strategy, server_round, {client: seconds[client] for client in valid})
+        if not (self.federation.clock_mode == "measured" and server_round == self.first_round):
+            # a measured first round also times each process's warm-up (kernels, caches): not learned from
+            capabilities.observe_round_times(self.strategy, server_round, {client: seconds[client] for client in valid})
         if len(accepted) < fed.min_replies:
             log.warning(
                 "round %d skipped: %d valid replies, federation.min_replies is %d",
@@ -200,6 +203,7 @@ class RoundLoop:
         self.strategy = self._build_strategy()
         self.arrays = self.strategy.initial_arrays(self.federation.model)
         done = 0 if self.resume_from is None else self._restore(self.resume_from)
+        self.first_round = done + 1
         try:
             for callback in self.callbacks:
                 callback.on_train_begin(self, done + 1)

@@ -134,3 +134,38 @@ def test_bad_device_and_adaptcl_settings_name_the_field(
     with pytest.raises(ConfigError) as caught:
         validate_config(raw)
     assert message in caught.value.problems
+
+
+def test_on_the_measured_clock_adaptcl_prunes_the_device_that_is_really_slower(tmp_path: Path, mnist_dir: Path) -> None:
+    from . import throttled_client
+
+    rows, _ = simulate(
+        "adaptcl_mnist_high.yaml",
+        tmp_path,
+        f"data.path={mnist_dir}",
+        "data.partition.max_samples_per_client=200",
+        "federation.profiles=[{share: 1.0}]",
+        "federation.batch_size=50",
+        "strategy.name=adaptcl",
+        "strategy.adaptcl={slack: 0.3, max_pruned_rate: 0.9}",
+        "federation.clock=measured",
+        "federation.num_clients=4",
+        "federation.clients_per_round=4",
+        "federation.rounds=6",
+        "federation.local_epochs=3",
+        "output.plots=false",
+        client_app=throttled_client.app,
+    )
+    slow = throttled_client.THROTTLED
+
+    def slowdown(row: dict) -> float:  # type: ignore[type-arg]
+        times = _by_client(row)
+        return times[slow]["sim_seconds"] / max(t["sim_seconds"] for c, t in times.items() if c != slow)
+
+    # round 1 also times each process's warm-up, so rates are learned from round 2 on
+    assert all(c["pruned_rate"] == 0.0 for row in rows[:2] for c in row["clients"])
+    assert slowdown(rows[1]) > 2.5  # four passes over the full model, measured
+    last = _by_client(rows[-1])
+    # real times are noisy and rates only ever grow, so the others may be trimmed a little
+    assert last[slow]["pruned_rate"] > 0.4 + max(t["pruned_rate"] for c, t in last.items() if c != slow)
+    assert slowdown(rows[-1]) < slowdown(rows[1]) / 1.5
