@@ -16,7 +16,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sweep import mean_std_text, p_text, run_one, sweep_parser
+from sweep import best_of, mean_std_text, p_text, p_versus, run_one, sweep_parser
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import megabytes, read_metrics, read_summary
@@ -67,7 +67,7 @@ def table(config: str, results: dict[str, list[dict]]) -> list[str]:  # type: ig
     baseline, and the bytes moved."""
     bitwidths = sorted({b for runs in results.values() for r in runs for b in r["final_accuracy_by_bitwidth"]}, key=int)
     mean_acc = {variant: [r["final_accuracy"] for r in runs] for variant, runs in results.items()}
-    best = max(BASELINES, key=lambda name: statistics.fmean(mean_acc[name]))
+    best = best_of(mean_acc, BASELINES)
     head = [
         "strategy",
         *[f"acc @{b}-bit (%)" for b in bitwidths],
@@ -81,7 +81,7 @@ def table(config: str, results: dict[str, list[dict]]) -> list[str]:  # type: ig
         cells = [variant]
         cells += [mean_std_text([r["final_accuracy_by_bitwidth"][b] for r in runs], 100) for b in bitwidths]
         cells.append(mean_std_text(mean_acc[variant], 100))
-        cells.append("–" if variant == best else p_text(welch_p(mean_acc[variant], mean_acc[best])))
+        cells.append(p_versus(mean_acc, variant, best))
         cells.append(f"{megabytes(statistics.fmean(r['bytes_up_total'] for r in runs)):.2f}")
         cells.append(f"{megabytes(statistics.fmean(r['bytes_down_total'] for r in runs)):.2f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -23,7 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import finish_panel, mean_std_text, p_text, publish, run_one, save_figure, sweep_parser
+from sweep import best_of, finish_panel, mean_std_text, p_text, p_versus, publish, run_one, save_figure, sweep_parser
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
@@ -56,8 +56,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
     summaries = {name: [read_summary(r) for r in dirs] for name, dirs in runs.items()}
     fedavg_up = [s["bytes_up_total"] for s in summaries["fedavg"]]
     accuracy = {name: [s["final_avg_task_accuracy"] for s in results] for name, results in summaries.items()}
-    present = [name for name in BASELINES if name in accuracy]
-    best = max(present, key=lambda name: statistics.fmean(accuracy[name]))
+    best = best_of(accuracy, BASELINES)
     head = [
         "strategy",
         "final avg task acc (%)",
@@ -82,7 +81,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
                 [
                     name,
                     mean_std_text(accuracy[name], 100),
-                    "–" if name == best else p_text(welch_p(accuracy[name], accuracy[best])),
+                    p_versus(accuracy, name, best),
                     mean_std_text([s["final_forgetting"] for s in results], 100),
                     mean_std_text(ups, 1 / BYTES_PER_MB, 1),
                     mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),

@@ -9,13 +9,14 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from fedsparse.checkpoint import checkpoint_path
-from fedsparse.comparison.stats import mean_std
+from fedsparse.comparison.stats import mean_std, welch_p
 from fedsparse.results import SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +63,16 @@ def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) 
 def p_text(p: float | None) -> str:
     """A p-value for a results table ("–" where no test applies)."""
     return "–" if p is None else f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
+def best_of(values: Mapping[str, Sequence[float]], candidates: Iterable[str]) -> str:
+    """The candidate (among those present) with the highest mean."""
+    return max((name for name in candidates if name in values), key=lambda name: statistics.fmean(values[name]))
+
+
+def p_versus(values: Mapping[str, Sequence[float]], name: str, reference: str) -> str:
+    """Welch's p of ``name``'s values against ``reference``'s, for a table cell."""
+    return "–" if name == reference else p_text(welch_p(values[name], values[reference]))
 
 
 def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
