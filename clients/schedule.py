@@ -1,9 +1,10 @@
 """The learning-rate rule of FedWeIT's official client on a task stream
-(``federation.lr_plateau``): reduce on a plateau of the task's validation loss.
+(``federation.lr_plateau``): reduce on a plateau of the task's validation loss, checked
+once a round, after local training (the official client checks after every epoch and
+trains one epoch a round).
 
 The rate and the plateau count live in the node state between rounds, so a task's
-schedule runs over all its rounds as if they were one training run; a new task starts
-again at the configured ``lr``.
+schedule runs over all its rounds; a new task starts again at the configured ``lr``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from flwr.app import ConfigRecord, RecordDict
 
 from fedsparse.sections import PlateauConfig
@@ -25,7 +25,7 @@ class PlateauSchedule:
     stage: int  # the task (position in the client's stream) this schedule belongs to
     lr: float
     best: float  # lowest validation loss of the task so far
-    wait: int  # epochs without a new best before the next drop
+    wait: int  # rounds without a new best before the next drop
 
     @classmethod
     def resume(cls, state: RecordDict, config: PlateauConfig, lr: float, stage: int) -> PlateauSchedule:
@@ -36,9 +36,9 @@ class PlateauSchedule:
             return cls(config, stage, lr, math.inf, config.patience)
         return cls(config, stage, saved["lr"], saved["best"], int(saved["wait"]))
 
-    def step(self, validation_loss: float, optimizer: torch.optim.Optimizer) -> None:
-        """One epoch's validation loss: a new best resets the count; ``patience`` epochs
-        without one divide the rate by ``factor`` (applied to ``optimizer`` at once)."""
+    def step(self, validation_loss: float) -> None:
+        """A round's validation loss: a new best resets the count; ``patience`` rounds
+        without one divide the rate by ``factor`` for the rounds that follow."""
         if validation_loss < self.best:
             self.best, self.wait = validation_loss, self.config.patience
             return
@@ -47,8 +47,6 @@ class PlateauSchedule:
             return
         self.lr /= self.config.factor
         self.wait = self.config.patience
-        for group in optimizer.param_groups:
-            group["lr"] = self.lr
 
     def save(self, state: RecordDict) -> None:
         state[SCHEDULE_STATE] = ConfigRecord({"stage": self.stage, "lr": self.lr, "best": self.best, "wait": self.wait})

@@ -48,7 +48,7 @@ class ClientStream:
     def train(self, model: torch.nn.Module, regularizer: Callable[[], torch.Tensor] | None = None) -> Stats:
         """Local epochs on the current task's training split, trainable parameters only;
         under ``federation.lr_plateau``, at the task's scheduled rate
-        (:mod:`fedsparse.clients.schedule`), which each epoch's validation loss updates."""
+        (:mod:`fedsparse.clients.schedule`), which this round's validation loss then updates."""
         training, state, device = self.job.task.training, self.job.context.state, self.job.device
         generator = torch.Generator().manual_seed(self.job.seed())
         if training.lr_plateau is None:
@@ -62,8 +62,8 @@ class ClientStream:
             device=device,
             regularizer=regularizer,
             lr=schedule.lr,
-            after_epoch=lambda optimizer: schedule.step(evaluate(model, self.current.val, device).loss, optimizer),
         )
+        schedule.step(evaluate(model, self.current.val, device).loss)
         schedule.save(state)
         return stats
 

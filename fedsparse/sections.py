@@ -45,13 +45,14 @@ class ModelConfig(Strict):
 class PlateauConfig(Strict):
     """Reduce-on-plateau on a task stream, per client and task (FedWeIT's official client).
 
-    After every local epoch the client measures its loss on the current task's validation
-    set (``data.tasks.val_fraction``); when that loss has not improved on the task's best
-    for ``patience`` epochs, the learning rate is divided by ``factor`` and the count starts
-    again. The rate and count carry over between rounds; a new task starts at ``lr``.
+    After each round's local training the client measures its loss on the current task's
+    validation set (``data.tasks.val_fraction``); when that loss has not improved on the
+    task's best for ``patience`` rounds, the learning rate is divided by ``factor`` and the
+    count starts again. The rate and count carry over between rounds; a new task starts at
+    ``lr``.
     """
 
-    patience: int = Field(3, ge=1, description="epochs without a new best validation loss before a drop")
+    patience: int = Field(3, ge=1, description="rounds without a new best validation loss before a drop")
     factor: float = Field(3.0, gt=1.0, description="the learning rate is divided by this at each drop")
 
 

@@ -45,12 +45,9 @@ def train_epochs(
     generator: torch.Generator,
     device: torch.device,
     regularizer: Callable[[], torch.Tensor] | None = None,
-    after_epoch: Callable[[torch.optim.Optimizer], None] | None = None,
 ) -> Stats:
     """Minibatch training; ``regularizer()`` (e.g. FedProx's proximal term, FedWeIT's
-    sparsity and drift terms) is added to every batch's loss; ``after_epoch(optimizer)``
-    runs after every epoch (e.g. a learning-rate schedule) and leaves the model in
-    training mode."""
+    sparsity and drift terms) is added to every batch's loss."""
     model.to(device).train()
     x = torch.from_numpy(data.x).to(device)
     y = torch.from_numpy(data.y).to(device)
@@ -71,9 +68,6 @@ def train_epochs(
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
-        if after_epoch is not None:
-            after_epoch(optimizer)
-            model.train()
     return Stats(total_loss / max(seen, 1), correct / max(seen, 1), len(y))
 
 
@@ -86,7 +80,6 @@ def fit(
     device: torch.device,
     regularizer: Callable[[], torch.Tensor] | None = None,
     lr: float | None = None,
-    after_epoch: Callable[[torch.optim.Optimizer], None] | None = None,
 ) -> Stats:
     """A client's local training as configured: ``training.local_epochs`` epochs of the
     configured optimiser over the model's trainable parameters, at ``lr`` when given
@@ -103,7 +96,6 @@ def fit(
         generator=generator,
         device=device,
         regularizer=regularizer,
-        after_epoch=after_epoch,
     )
 
 

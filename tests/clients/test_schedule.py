@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from flwr.app import Message, MessageType, RecordDict
 
 from fedsparse import protocol
@@ -19,17 +18,17 @@ from ..conftest import REPO
 from ..helpers import DIGITS_STREAM, context_for
 
 
-def test_the_rate_drops_after_patience_epochs_without_a_new_best() -> None:
-    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+def test_the_rate_drops_after_patience_rounds_without_a_new_best() -> None:
     schedule = PlateauSchedule(PlateauConfig(patience=2, factor=3.0), stage=0, lr=0.3, best=math.inf, wait=2)
-    for loss in (1.0, 0.9, 0.95, 0.92):  # two bests, then two epochs without one: a drop
-        schedule.step(loss, optimizer)
-    assert schedule.lr == pytest.approx(0.1) and optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
-    assert schedule.best == 0.9 and schedule.wait == 2
-    schedule.step(0.91, optimizer)
+    for loss in (1.0, 0.9, 0.95, 0.92):  # two bests, then two rounds without one: a drop
+        schedule.step(loss)
+    assert schedule.lr == pytest.approx(0.1) and schedule.best == 0.9 and schedule.wait == 2
+    schedule.step(0.91)
     assert schedule.lr == pytest.approx(0.1) and schedule.wait == 1
-    schedule.step(0.5, optimizer)  # a new best resets the count
+    schedule.step(0.5)  # a new best resets the count
     assert schedule.best == 0.5 and schedule.wait == 2
+    schedule.step(math.nan)  # a diverged round is no improvement
+    assert schedule.wait == 1
 
 
 def stream_task(*overrides: str) -> ClientTask:
@@ -50,31 +49,21 @@ def local_round(task: ClientTask, server_round: int, context) -> None:  # type: 
 
 
 def test_the_schedule_carries_over_rounds_and_restarts_with_each_task(server_identity) -> None:  # type: ignore[no-untyped-def]
-    # Adam at lr 1.0 overshoots on digits: the validation loss stalls and the rate drops
-    task = stream_task(
-        "federation.optimizer=adam",
-        "federation.lr=1.0",
-        "federation.local_epochs=6",
-        "federation.lr_plateau={patience: 1, factor: 10.0}",
-    )
+    task = stream_task("federation.lr_plateau={patience: 1, factor: 10.0}")
     context = context_for(0, 3)
-    local_round(task, 1, context)
-    first = dict(context.state.config_records[SCHEDULE_STATE])
-    assert first["stage"] == 0 and first["lr"] < 1.0 and math.isfinite(first["best"])  # type: ignore[arg-type]
-    local_round(task, 2, context)  # the same task: continues from round 1's rate and best
-    second = dict(context.state.config_records[SCHEDULE_STATE])
-    assert second["lr"] <= first["lr"] and second["best"] <= first["best"]  # type: ignore[operator]
-    local_round(task, 3, context)  # a new task starts again at lr 1.0
-    third = dict(context.state.config_records[SCHEDULE_STATE])
-    assert third["stage"] == 1 and third["lr"] > second["lr"]  # type: ignore[operator]
-
-
-def test_a_slowly_improving_task_keeps_its_rate(server_identity) -> None:  # type: ignore[no-untyped-def]
-    task = stream_task("federation.local_epochs=3", "federation.lr_plateau={patience: 3, factor: 3.0}")
-    context = context_for(1, 3)
-    local_round(task, 1, context)
-    record = dict(context.state.config_records[SCHEDULE_STATE])
-    assert record["lr"] == task.training.lr and record["wait"] == 3
+    records = []
+    for server_round in (1, 2, 3):  # rounds 1-2: the first task; 3: the second
+        local_round(task, server_round, context)
+        records.append(dict(context.state.config_records[SCHEDULE_STATE]))
+    first, second, third = records
+    assert first == {"stage": 0, "lr": task.training.lr, "best": first["best"], "wait": 1}
+    assert math.isfinite(first["best"])  # type: ignore[arg-type]
+    # round 2 either improved on round 1's loss or, with patience 1, dropped the rate
+    improved = second["best"] < first["best"] and second["lr"] == task.training.lr  # type: ignore[operator]
+    dropped = second["best"] == first["best"] and second["lr"] == pytest.approx(task.training.lr / 10)
+    assert second["stage"] == 0 and (improved or dropped)
+    # a new task starts afresh: its first round is its best so far, at the configured rate
+    assert third["stage"] == 1 and third["lr"] == task.training.lr and third["wait"] == 1
 
 
 @pytest.mark.parametrize(
