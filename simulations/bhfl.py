@@ -1,10 +1,15 @@
 """Bitwidth-heterogeneous federations: ProWD, its ablations and the baselines, side by side.
 
-Runs every variant on ``configs/bhfl_mnist_8_32.yaml`` and ``configs/bhfl_mnist_mixed.yaml``
-over several seeds (each run a fresh ``fedsparse run`` process; runs already finished in
-``--out`` are reused, so an interrupted sweep resumes) and writes
-``docs/results/bhfl.md``: accuracy of the global model at every bitwidth present and
-their mean (mean ± std over seeds), and MB up / down per run.
+Runs the baselines and ProWD's three parts switched on and off one at a time (the full
+factorial, its all-off row being FedAvg) on ``configs/bhfl_mnist_mixed.yaml`` and
+``configs/bhfl_mnist_int4_int2.yaml`` (where averaging low-bit weights in hurts the float
+model), and the baselines and default ProWD on ``configs/bhfl_mnist_8_32.yaml``, over
+several seeds (each run a fresh ``fedsparse run`` process; runs already finished in
+``--out`` are reused, so an interrupted sweep resumes). Writes ``docs/results/bhfl.md``:
+accuracy of the global model at every bitwidth present and their mean (mean ± std over
+seeds, Welch's p against the best baseline), the float32 gap between FedAvg and the
+float clients averaged alone with the share of it each ProWD variant closes, the low-bit
+update measurements per bitwidth, and MB up / down per run.
 
     python simulations/bhfl.py --seeds 3 --jobs 2
 """
@@ -21,7 +26,7 @@ from sweep import best_of, mean_std_text, p_text, p_versus, run_one, sweep_parse
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import megabytes, read_metrics, read_summary
 
-CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml")
+CONFIGS = ("bhfl_mnist_8_32.yaml", "bhfl_mnist_mixed.yaml", "bhfl_mnist_int4_int2.yaml")
 BASELINES: dict[str, list[str]] = {
     "fedavg": ["strategy.name=fedavg"],
     "grouped_avg": ["strategy.name=grouped_avg"],  # its float32 model: the float clients averaged alone
