@@ -10,6 +10,10 @@ hyperparameters. Under a server that sends no task (Flower's own strategies), th
 config's ``fedsparse`` table says what to train
 (:func:`fedsparse.deployment.experiment_from_run_config`).
 
+A node with ``throttle`` = f in its node config stands for a device f times as fast as
+the machine it runs on: it waits in proportion to each round's work, so its measured
+time (``federation.clock: measured``) is that device's.
+
 On a task stream a node's learner may keep state between rounds in ``Context.state``;
 with ``state-dir`` in its node config the node also keeps it on disk
 (:mod:`fedsparse.clients.node_state`) and survives a restart.
@@ -77,10 +81,22 @@ def train(message: Message, context: Context) -> Message:
     job.load_data()
     started = time.perf_counter()
     content = train_job(job, learner)
+    throttle(context, time.perf_counter() - started)
     metrics = protocol.metrics_of(content)
     if metrics is not None:
         metrics[protocol.TRAIN_SECONDS] = time.perf_counter() - started
     return Message(content, reply_to=message)
+
+
+def throttle(context: Context, busy: float) -> None:
+    """On a node configured with ``throttle`` = f, wait (1/f − 1) × ``busy`` seconds: the
+    node then takes as long as a device f times as fast would, in proportion to the work
+    it was given (a smaller sub-model shortens the wait too)."""
+    fraction = float(context.node_config.get(protocol.THROTTLE, 1.0))
+    if not 0 < fraction <= 1:
+        raise ValueError(f"node config {protocol.THROTTLE}={fraction}: must be in (0, 1]")
+    if fraction < 1:
+        time.sleep(busy * (1 / fraction - 1))
 
 
 @app.evaluate()

@@ -73,6 +73,7 @@ PARTITION_ID = "partition-id"  # Flower's key: the client id
 # NUM_PARTITIONS (Flower's key), BITWIDTH and PROFILE are node-config keys too
 DATA_PATH = "data-path"  # a device's own copy of the dataset
 STATE_DIR = "state-dir"  # where a node keeps its state on disk between rounds
+THROTTLE = "throttle"  # emulate a device this fraction as fast as the machine (0 < throttle <= 1)
 
 # ---------------------------------------------------------------- run config (flwr run)
 RUN_CONFIG_EXPERIMENT = "config"  # the experiment YAML, inside the installed app
