@@ -32,6 +32,14 @@ DIGITS_STREAM = (
 )
 
 
+TIMINGS = ("round_seconds", "wall_seconds")  # wall-clock fields: they differ between any two runs
+
+
+def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
+    """A metrics row or summary without its wall-clock fields, to compare two runs."""
+    return {key: value for key, value in record.items() if key not in TIMINGS}
+
+
 def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def,type-arg]
     """Run ``configs/<config>`` with ``--set``-style overrides; return (metrics rows, summary)."""
     raw = apply_overrides(read_yaml(REPO / "configs" / config), ["output.progress=false", *overrides])

@@ -15,13 +15,9 @@ from fedsparse.config import ConfigError, read_yaml
 from fedsparse.results import read_metrics, read_summary
 
 from .conftest import REPO
+from .helpers import without_timings
 
-TIMINGS = ("round_seconds", "wall_seconds")
 SHORT = ["federation.rounds=3", "output.plots=true"]
-
-
-def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
-    return {key: value for key, value in record.items() if key not in TIMINGS}
 
 
 def test_run_twice_in_one_process_equals_the_cli(tmp_path: Path) -> None:

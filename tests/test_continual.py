@@ -14,18 +14,13 @@ from fedsparse.task import ClientTask
 from fedsparse.wire import encode_state
 
 from .conftest import REPO
-from .helpers import DIGITS_STREAM, simulate
+from .helpers import DIGITS_STREAM, simulate, without_timings
 
 DIGITS = (*DIGITS_STREAM, "federation.local_epochs=2")
-TIMINGS = ("round_seconds", "wall_seconds")
 
 
 def run(tmp_path: Path, strategy: str, *overrides: str) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
     return simulate("fcl_split_mnist.yaml", tmp_path / strategy, *DIGITS, f"strategy.name={strategy}", *overrides)
-
-
-def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
-    return {key: value for key, value in record.items() if key not in TIMINGS}
 
 
 @pytest.mark.parametrize("strategy", ["fedweit", "local"])

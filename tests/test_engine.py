@@ -11,14 +11,7 @@ import pytest
 
 from fedsparse.catalog import STRATEGIES
 
-from .helpers import simulate
-
-TIMINGS = ("round_seconds", "wall_seconds")
-
-
-def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
-    return {key: value for key, value in record.items() if key not in TIMINGS}
-
+from .helpers import simulate, without_timings
 
 # strategies for task streams cross both engines in tests/test_continual.py
 NON_CONTINUAL = [name for name in STRATEGIES.names() if not STRATEGIES.get(name).requires_tasks]

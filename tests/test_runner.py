@@ -24,9 +24,8 @@ from fedsparse.results import read_metrics, read_summary
 from fedsparse.runner import RunFailed, client_state_root, run_experiment
 
 from .conftest import REPO
-from .helpers import DIGITS_STREAM
+from .helpers import DIGITS_STREAM, without_timings
 
-TIMINGS = ("round_seconds", "wall_seconds")
 CRASH_ROUND = 3
 
 
@@ -52,8 +51,8 @@ def config_of(name: str, *overrides: str):  # type: ignore[no-untyped-def]
 
 
 def comparable(run_dir: Path) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
-    rows = [{k: v for k, v in row.items() if k not in TIMINGS} for row in read_metrics(run_dir)]
-    summary = {k: v for k, v in read_summary(run_dir).items() if k not in TIMINGS}
+    rows = [without_timings(row) for row in read_metrics(run_dir)]
+    summary = without_timings(read_summary(run_dir))
     return rows, summary
 
 
