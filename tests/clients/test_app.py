@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fedsparse import protocol
 from fedsparse.clients.app import app
 from fedsparse.protocol import CLIENT_ID, IDENTITY
 from fedsparse.task import ClientTask
@@ -149,3 +150,26 @@ def test_without_a_task_in_the_message_the_run_config_says_what_to_train(server_
     content = RecordDict({"arrays": start, "config": ConfigRecord({"server-round": 1})})
     with pytest.raises(ConfigError, match="no fedsparse task"):
         app(Message(content, dst_node_id=1002, message_type=MessageType.TRAIN), context)
+
+
+@pytest.mark.parametrize(("fraction", "wait"), [(0.25, 6.0), (0.5, 2.0), (1.0, None)])
+def test_a_throttled_node_waits_in_proportion_to_its_work(
+    monkeypatch: pytest.MonkeyPatch, fraction: float, wait: float | None
+) -> None:
+    from fedsparse.clients import app as client_app
+
+    waits: list[float] = []
+    monkeypatch.setattr(client_app.time, "sleep", waits.append)
+    context = context_for(0, 2)
+    context.node_config[protocol.THROTTLE] = fraction
+    client_app.throttle(context, busy=2.0)  # a device 1/fraction as slow takes 2 s / fraction
+    assert waits == ([] if wait is None else [pytest.approx(wait)])
+
+
+def test_a_throttle_outside_0_1_is_refused() -> None:
+    from fedsparse.clients import app as client_app
+
+    context = context_for(0, 2)
+    context.node_config[protocol.THROTTLE] = 0.0
+    with pytest.raises(ValueError, match="throttle"):
+        client_app.throttle(context, busy=1.0)
