@@ -80,7 +80,9 @@ def _problems(*overrides: str) -> list[str]:
 
 
 def test_task_stream_configs_are_checked_against_strategy_and_federation() -> None:
-    assert _problems("data.tasks=null") == ["strategy.name: 'fedweit' learns task streams; set data.tasks"]
+    assert _problems("data.tasks=null", "federation.lr_plateau=null") == [
+        "strategy.name: 'fedweit' learns task streams; set data.tasks"
+    ]
     assert _problems("strategy.name=heterofl")[0].startswith("strategy.name: 'heterofl' does not run task streams")
     assert _problems("federation.rounds=40") == [
         "federation.rounds: must be data.tasks.num_tasks × rounds_per_task = 50 (got 40)"
@@ -92,7 +94,8 @@ def test_task_stream_configs_are_checked_against_strategy_and_federation() -> No
     )
     assert _problems("data.tasks.orderr=fixed") == ["data.tasks.orderr: unknown field"]
     assert _problems("data.tasks=null", "strategy.name=fedprox", "strategy.fedprox.ewc_lambda=10") == [
-        "strategy.fedprox.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0"
+        "strategy.fedprox.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0",
+        "federation.lr_plateau: schedules task streams only; set data.tasks",
     ]
 
 
