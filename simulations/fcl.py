@@ -50,15 +50,23 @@ PARTIAL = ["federation.num_clients=10", "federation.clients_per_round=5"]
 PARTIAL_VARIANTS = ("local", "fedavg", "fedweit", "fedweit, no knowledge base", "fedweit, no communication")
 
 
+def after_first_task(run: Path) -> float:
+    """Average task accuracy at the end of the first task (before anything can be forgotten)."""
+    return [row for row in read_metrics(run) if row["task"] == 1][-1]["avg_task_accuracy"]
+
+
 def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
-    """One scenario's rows: accuracy (with Welch's p against the best baseline present),
-    forgetting, traffic and model size, and FedWeIT against its no-communication ablation."""
+    """One scenario's rows: accuracy at the end of the first task and at the end (with
+    Welch's p against the best baseline present), forgetting, traffic and model size, and
+    FedWeIT against its no-communication ablation."""
     summaries = {name: [read_summary(r) for r in dirs] for name, dirs in runs.items()}
     fedavg_up = [s["bytes_up_total"] for s in summaries["fedavg"]]
     accuracy = {name: [s["final_avg_task_accuracy"] for s in results] for name, results in summaries.items()}
     best = best_of(accuracy, BASELINES)
+    first_task = {name: [after_first_task(d) for d in dirs] for name, dirs in runs.items()}
     head = [
         "strategy",
+        "acc after task 1 (%)",
         "final avg task acc (%)",
         f"p vs {best}",
         "forgetting (pts)",
@@ -80,6 +88,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
             + " | ".join(
                 [
                     name,
+                    mean_std_text(first_task[name], 100),
                     mean_std_text(accuracy[name], 100),
                     p_versus(accuracy, name, best),
                     mean_std_text([s["final_forgetting"] for s in results], 100),
