@@ -43,7 +43,8 @@ SCENARIOS: dict[str, tuple[str, list[str]]] = {
 STRATEGY_NAMES = ("fedavg", "heterofl", "fedrolex", "adaptcl")
 # controls that read another run of the same scenario and seed (second phase)
 DEADLINE, ORACLE = "fedavg, deadline", "adaptcl, oracle rates"
-VARIANT_NAMES = (*STRATEGY_NAMES, DEADLINE, ORACLE)
+FIT = "adaptcl, fitted rates"  # strategy.adaptcl.rate_rule=fit: the rule that survives noisy times
+VARIANT_NAMES = (*STRATEGY_NAMES, FIT, DEADLINE, ORACLE)
 SLACK = 0.1  # AdaptCL's, in the configs: the deadline baseline waits as long as AdaptCL aims to
 SLACK_SWEEP = (0.05, 0.3, 1.0)  # and the configs' 0.1
 SLACK_SCENARIOS = ("high heterogeneity", "high heterogeneity, non-IID")
@@ -189,6 +190,11 @@ def main() -> None:
         for sc in args.scenarios
         for name in STRATEGY_NAMES
     ]
+    first += [
+        (sc, FIT, seed, ["strategy.name=adaptcl", "strategy.adaptcl.rate_rule=fit"])
+        for seed in seeds
+        for sc in args.scenarios
+    ]
     slack_scenarios = [sc for sc in SLACK_SCENARIOS if sc in args.scenarios]
     first += [
         (sc, f"adaptcl slack {slack:g}", seed, ["strategy.name=adaptcl", f"strategy.adaptcl.slack={slack}"])
@@ -233,7 +239,8 @@ def main() -> None:
         f"Controls: *{DEADLINE}* drops every client slower than the fastest device's first-round time "
         f"× (1 + {SLACK:g}), the round time AdaptCL aims at (`federation.deadline_seconds`); *{ORACLE}* "
         "prunes each client from round 1 at the rate AdaptCL ended with in the same seed "
-        "(`strategy.adaptcl.fixed_rates`), so its gap to AdaptCL is what learning the rates costs. "
+        "(`strategy.adaptcl.fixed_rates`), so its gap to AdaptCL is what learning the rates costs; "
+        f"*{FIT}* learns them with the fitted rule (`strategy.adaptcl.rate_rule: fit`). "
         "Targets are fractions of FedAvg's final accuracy in the same seed; "
         "speed-up is FedAvg's time to the target over the strategy's (per seed, then averaged). "
         "What the numbers say: [../methods.md](../methods.md#adaptcl-what-the-measurements-say).",

@@ -11,9 +11,8 @@ No activation scaler: the kept channels are the strong ones, not a fixed slice.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec, prunes_model
 from fedsparse.prune import Kept, by_importance
-from fedsparse.prune.rates import PrunedRateLearner
+from fedsparse.prune.rates import FittedRateLearner, PrunedRateLearner
 from fedsparse.strategies.submodel import SubModelAvg
 from fedsparse.strategy import StrategyContext
 
@@ -35,6 +34,12 @@ class AdaptCLParams(BaseModel):
     slack: float = Field(0.1, gt=0.0, le=10.0, description="tolerated round-time excess over the fastest worker")
     max_pruned_rate: float = Field(0.9, ge=0.0, lt=1.0, description="cap on any worker's pruned rate")
     step: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the equal-time correction taken per round")
+    rate_rule: Literal["step", "fit"] = Field(
+        "step",
+        description="step: the published update, rates only grow; fit: each device's time fitted from its "
+        "last fit_window rounds and its rate solved anew each round (robust to noisy times)",
+    )
+    fit_window: int = Field(5, ge=1, description="fit: rounds of history each device's time estimate uses")
     fixed_rates: list[float] | None = Field(
         None,
         description="the oracle-rate control: client i's pruned rate is fixed_rates[i] from round 1 and never "
@@ -45,7 +50,11 @@ class AdaptCLParams(BaseModel):
 class AdaptCL(SubModelAvg):
     def __init__(self, params: AdaptCLParams, context: StrategyContext) -> None:
         super().__init__(context)
-        self.rate_learner = PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
+        self.rate_learner: PrunedRateLearner | FittedRateLearner = (
+            PrunedRateLearner(params.slack, params.max_pruned_rate, params.step)
+            if params.rate_rule == "step"
+            else FittedRateLearner(params.slack, params.max_pruned_rate, params.fit_window)
+        )
         self.fixed_rates = params.fixed_rates
 
     def rate_for(self, client: int, server_round: int) -> float:
@@ -60,14 +69,10 @@ class AdaptCL(SubModelAvg):
         self.rate_learner.observe(seconds)
 
     def checkpoint_state(self) -> StrategyState:
-        fastest = None if math.isinf(self.rate_learner.fastest) else self.rate_learner.fastest
-        rates = {str(c): r for c, r in self.rate_learner.rates.items()}
-        return StrategyState(values={"adaptcl": {"rates": rates, "fastest": fastest}})
+        return StrategyState(values={"adaptcl": self.rate_learner.state()})
 
     def restore_checkpoint_state(self, state: StrategyState) -> None:
-        learned = state.values["adaptcl"]
-        self.rate_learner.rates = {int(c): float(r) for c, r in learned["rates"].items()}
-        self.rate_learner.fastest = math.inf if learned["fastest"] is None else float(learned["fastest"])
+        self.rate_learner.load(state.values["adaptcl"])
 
 
 def _problems(params: AdaptCLParams, cfg: ExperimentConfig) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from fedsparse.clock import Device, SimulationClock
 from fedsparse.models import build_model
 from fedsparse.prune import by_importance, channel_layout, submodel_shapes
-from fedsparse.prune.rates import PrunedRateLearner
+from fedsparse.prune.rates import FittedRateLearner, PrunedRateLearner
 from fedsparse.wire import encode_state
 
 SHAPE = (1, 28, 28)
@@ -91,3 +91,49 @@ def test_a_pruned_worker_that_undershoots_does_not_become_the_reference() -> Non
     learner.observe({0: 1.0, 1: 0.5})  # whole channels: the pruned worker landed far below
     learner.observe({0: 1.0, 1: 0.5})
     assert learner.fastest == 1.0 and learner.rate(0) == 0.0
+
+
+MIXED = [Device(1.0, 50)] * 4 + [Device(0.25, 10)] * 4 + [Device(0.1, 2)] * 2  # the high config's devices
+
+
+def _learn(learner: PrunedRateLearner | FittedRateLearner, jitter: float, seed: int) -> tuple[float, float]:
+    """20 rounds on MIXED with jittered times: (mean rate of the 4 fast devices, the noise-free
+    round time it ends with over the fast devices' full-model time)."""
+    steady = SimulationClock(MIXED, 1e9, SHAPE, _build)
+    noisy = SimulationClock(MIXED, 1e9, SHAPE, _build, jitter=jitter, seed=seed)
+    model = _build()
+    layout = channel_layout(model)
+    state = {n: t.detach().numpy() for n, t in model.state_dict().items()}
+    for server_round in range(1, 21):
+        true = {c: _seconds(steady, state, layout, c, learner.rate(c)) for c in range(len(MIXED))}
+        learner.observe({c: t * noisy.noise(c, server_round) for c, t in true.items()})
+    fast_full = _seconds(steady, state, layout, 0, 0.0)
+    return float(np.mean([learner.rate(c) for c in range(4)])), max(true.values()) / fast_full
+
+
+def test_under_noisy_times_the_fitted_rule_keeps_fast_devices_whole_and_the_step_rule_does_not() -> None:
+    step = [_learn(PrunedRateLearner(0.1, 0.9), 0.2, seed) for seed in range(3)]
+    fit = [_learn(FittedRateLearner(0.1, 0.9), 0.2, seed) for seed in range(3)]
+    assert np.mean([rate for rate, _ in step]) > 0.1  # a fast device's slow draw ratchets its rate up
+    assert np.mean([rate for rate, _ in step]) > 3 * np.mean([rate for rate, _ in fit])
+    assert all(rate < 0.1 for rate, _ in fit)
+    assert all(ratio <= 1.1 + 0.05 for _, ratio in fit)  # the noise-free round stays about in the band
+
+
+def test_without_noise_both_rules_settle_on_the_same_rates() -> None:
+    _, step_ratio = _learn(step := PrunedRateLearner(0.1, 0.9), 0.0, 0)
+    _, fit_ratio = _learn(fit := FittedRateLearner(0.1, 0.9), 0.0, 0)
+    for client in range(len(MIXED)):
+        assert fit.rate(client) == pytest.approx(step.rate(client), abs=0.02)
+    assert fit_ratio <= 1.1 and step_ratio <= 1.1
+
+
+def test_the_fitted_rule_recomputes_rates_so_a_slow_draw_is_undone() -> None:
+    learner = FittedRateLearner(slack=0.1, max_rate=0.9, window=1)
+    learner.observe({0: 1.0, 1: 1.5})  # one slow draw of a device as fast as the other
+    assert learner.rate(1) > 0
+    learner.observe({0: 1.0, 1: 1.0 * (1 - learner.rate(1)) ** 2})  # its true speed shows
+    assert learner.rate(1) == 0.0
+    again = FittedRateLearner(slack=0.1, max_rate=0.9, window=1)
+    again.load(learner.state())
+    assert again.rates == learner.rates and again.history == learner.history
