@@ -3,7 +3,7 @@
 Runs every variant on ``configs/fcl_split_mnist.yaml`` (5 clients × 5 tasks of 2
 classes) and ``configs/fcl_permuted_mnist.yaml`` (5 clients × 5 of 8 permutations) over
 ``--seeds`` seeds, and on permuted MNIST two more scenarios over ``--scenario-seeds``:
-task similarity (pools of 5, 8 and 25 permutations) and partial participation (10
+task similarity (from one shared task sequence to 5 of 25 permutations) and partial participation (10
 clients, 5 a round). Resumable, one core per run. Writes ``docs/results/fcl.md`` and
 ``docs/results/fcl.png``: final average task accuracy, forgetting, MB up and down, upload
 relative to FedAvg, model size per client (each mean ± std), Welch's t-test of each
@@ -41,9 +41,15 @@ VARIANTS: dict[str, list[str]] = {
     "fedweit, no communication": ["strategy.name=fedweit", "strategy.fedweit.communicate=false"],
 }
 BASELINES = ("local", "fedavg", "fedprox", "fedavg + EWC", "fedprox + EWC")
-# the paper's axis, on permuted MNIST: how many distinct tasks the 5 clients draw their 5
-# from (5: every client learns every task; 8: the benchmark above; 25: little overlap)
-POOL_SIZES = (5, 8, 25)
+# the paper's axis, on permuted MNIST, from most to least overlap: every client learns the
+# same 5 tasks in the same order (at any time all on one task); the same 5 in its own
+# order; 5 of a pool of 8 (the benchmark above); 5 of 25. Column → scenario key, overrides.
+SIMILARITY: dict[str, tuple[str, list[str]]] = {
+    "same 5, same order": ("pool 5 same order", ["data.tasks.pool_size=5", "data.tasks.order=fixed"]),
+    "same 5, own order": ("pool 5", ["data.tasks.pool_size=5"]),
+    "5 of 8": ("permuted MNIST", []),
+    "5 of 25": ("pool 25", ["data.tasks.pool_size=25"]),
+}
 SIMILARITY_VARIANTS = ("local", "fedavg", "fedweit", "fedweit, no knowledge base", "fedweit, no communication")
 # partial participation on permuted MNIST: 10 clients, 5 sampled each round
 PARTIAL = ["federation.num_clients=10", "federation.clients_per_round=5"]
@@ -129,24 +135,24 @@ def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def similarity_table(runs: dict[int, dict[str, list[Path]]]) -> list[str]:
-    """Final accuracy per pool size (columns), and FedWeIT's gain over its ablations."""
+def similarity_table(runs: dict[str, dict[str, list[Path]]]) -> list[str]:
+    """Final accuracy per degree of overlap (columns), and FedWeIT's gain over its ablations."""
     accuracy = {
-        pool: {name: [read_summary(d)["final_avg_task_accuracy"] for d in dirs] for name, dirs in by_name.items()}
-        for pool, by_name in runs.items()
+        column: {name: [read_summary(d)["final_avg_task_accuracy"] for d in dirs] for name, dirs in by_name.items()}
+        for column, by_name in runs.items()
     }
     lines = [
-        "| strategy | " + " | ".join(f"pool {pool}" for pool in runs) + " |",
+        "| strategy | " + " | ".join(runs) + " |",
         "|---|" + "---|" * len(runs),
     ]
     lines += [
-        f"| {name} | " + " | ".join(mean_std_text(accuracy[pool][name], 100) for pool in runs) + " |"
+        f"| {name} | " + " | ".join(mean_std_text(accuracy[column][name], 100) for column in runs) + " |"
         for name in SIMILARITY_VARIANTS
     ]
     for ablation in ("fedweit, no knowledge base", "fedweit, no communication"):
         cells = []
-        for pool in runs:
-            full, other = accuracy[pool]["fedweit"], accuracy[pool][ablation]
+        for column in runs:
+            full, other = accuracy[column]["fedweit"], accuracy[column][ablation]
             gap = statistics.fmean(full) - statistics.fmean(other)
             cells.append(f"{gap * 100:+.2f} (p {p_text(welch_p(full, other))})")
         lines.append(f"| fedweit − ({ablation}) | " + " | ".join(cells) + " |")
@@ -171,9 +177,10 @@ def main() -> None:
                 for name in args.variants:
                     work[(bench, name, seed)] = (config, VARIANTS[name])
         if seed < args.scenario_seeds:
-            for pool in (p for p in POOL_SIZES if p != 8):
-                for name in SIMILARITY_VARIANTS:
-                    work[(f"pool {pool}", name, seed)] = (permuted, [*VARIANTS[name], f"data.tasks.pool_size={pool}"])
+            for scenario, overrides in SIMILARITY.values():
+                if scenario not in BENCHMARKS:
+                    for name in SIMILARITY_VARIANTS:
+                        work[(scenario, name, seed)] = (permuted, [*VARIANTS[name], *overrides])
             for name in PARTIAL_VARIANTS:
                 work[("partial", name, seed)] = (permuted, [*VARIANTS[name], *PARTIAL])
 
@@ -191,11 +198,8 @@ def main() -> None:
     }
     scenario_seeds = range(args.scenario_seeds)
     similarity = {
-        pool: {
-            name: [folders[("permuted MNIST" if pool == 8 else f"pool {pool}", name, s)] for s in scenario_seeds]
-            for name in SIMILARITY_VARIANTS
-        }
-        for pool in POOL_SIZES
+        column: {name: [folders[(scenario, name, s)] for s in scenario_seeds] for name in SIMILARITY_VARIANTS}
+        for column, (scenario, _) in SIMILARITY.items()
     }
     partial = {name: [folders[("partial", name, s)] for s in scenario_seeds] for name in PARTIAL_VARIANTS}
     figure = args.results.with_suffix(".png")
@@ -225,8 +229,9 @@ def main() -> None:
     lines += [
         "## Task similarity: how much the clients' tasks overlap",
         "",
-        "Permuted MNIST as above, with the 5 clients drawing their 5 tasks from a pool of 5 (every client "
-        "learns every task), 8 (the benchmark above) or 25 distinct permutations (`data.tasks.pool_size`). "
+        "Permuted MNIST as above, from most to least overlap between the clients' tasks: all 5 clients learn "
+        "the same 5 permutations in the same order (`data.tasks.pool_size: 5, order: fixed`), the same 5 each "
+        "in its own order (`pool_size: 5`), 5 of 8 (the benchmark above), 5 of 25 (`pool_size: 25`). "
         "Final average task accuracy (%); the last rows are FedWeIT's gain over its ablations in points, "
         "with Welch's p.",
         "",
