@@ -29,7 +29,10 @@ from fedsparse.comparison.stats import welch_p
 from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
 
 BENCHMARKS = {"split MNIST": "fcl_split_mnist.yaml", "permuted MNIST": "fcl_permuted_mnist.yaml"}
-EWC_LAMBDA = 100.0  # EWC strength for the "+ EWC" baselines
+# EWC strength for the "+ EWC" baselines: the best non-zero one of 1, 10, 100 on a held-out seed
+# (100) on both benchmarks, FedAvg + EWC (final average task accuracy, permuted / split MNIST):
+# 0 → 0.832 / 0.994, 1 → 0.834 / 0.993, 10 → 0.826 / 0.989, 100 → 0.798 / 0.991
+EWC_LAMBDA = 1.0
 VARIANTS: dict[str, list[str]] = {
     "local": ["strategy.name=local"],
     "fedavg": ["strategy.name=fedavg"],
@@ -213,7 +216,8 @@ def main() -> None:
         "task; cnn [16, 32] + 128 hidden with one head per task; Adam, 5 local epochs at lr 1e-3 divided by 3 "
         "after 3 epochs without a better validation loss, as FedWeIT's official client; all clients every "
         "round; FedAvg and FedProx share the trunk only, each task's head stays with its client; EWC strength "
-        f"{EWC_LAMBDA:g}). Accuracy is each "
+        f"{EWC_LAMBDA:g}, the best non-zero strength of 1, 10 and 100 on a held-out seed, where no EWC did as "
+        "well). Accuracy is each "
         "client's own model on the test set of every task it has seen, with that task's head, "
         "averaged over tasks and clients; forgetting is the mean drop from a task's best accuracy "
         "to its final one. MB are the encoded arrays that crossed the wire (the byte ledger); "
