@@ -182,7 +182,7 @@ def main() -> None:
     def execute(job: tuple[str, str, int, list[str]]) -> Path:
         scenario, label, seed, extra = job
         config, overrides = SCENARIOS[scenario]
-        return run_one(config, f"{scenario} {label}", [*overrides, *extra], seed, args.out)
+        return run_one(config, f"{scenario} {label}", [*overrides, *extra], seed, args.out, args.archive)
 
     first = [
         (sc, name, seed, [f"strategy.name={name}"])

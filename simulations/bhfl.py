@@ -152,7 +152,10 @@ def main() -> None:
     jobs = [(c, v, s) for s in range(args.seeds) for c in CONFIGS for v in plan[c]]
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(
-            pool.map(lambda job: run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out), jobs)
+            pool.map(
+                lambda job: run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out, args.archive),
+                jobs,
+            )
         )
     by_key = dict(zip(jobs, folders, strict=True))
     lines = [

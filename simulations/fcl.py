@@ -191,7 +191,7 @@ def main() -> None:
         scenario, name, seed = key
         config, overrides = work[key]
         label = name if scenario in BENCHMARKS else f"{scenario} {name}"
-        return run_one(config, label, overrides, seed, args.out)
+        return run_one(config, label, overrides, seed, args.out, args.archive)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = dict(zip(work, pool.map(execute, work), strict=True))

@@ -1,7 +1,11 @@
 """What every sweep script shares: one resumable ``fedsparse run`` per (config, variant,
-seed), and mean ± std formatting on :mod:`fedsparse.comparison.stats`. Runs already
-finished in the output folder are reused and a run that was stopped continues from its
-last checkpoint, so an interrupted sweep resumes where it stopped."""
+seed), and mean ± std formatting on :mod:`fedsparse.comparison.stats`.
+
+A finished run's metrics and summary are copied to the sweep's archive
+(``docs/results/data/<sweep>/<run>/``, kept in git), and a run found there is not run
+again, so a sweep continues across fresh checkouts and its page is regenerated from the
+archive alone. A run that was stopped continues from its last checkpoint in the output
+folder (``runs/<sweep>``), so an interrupted sweep resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from fedsparse.checkpoint import checkpoint_path
 from fedsparse.comparison.stats import mean_std, welch_p
-from fedsparse.results import SUMMARY_FILE
+from fedsparse.results import METRICS_FILE, SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,10 +31,13 @@ def run_name(config: str, variant: str, seed: int) -> str:
     return f"{Path(config).stem}__{re.sub(r'[^A-Za-z0-9]+', '_', variant)}__seed{seed}"
 
 
-def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path) -> Path:
-    """Run ``configs/<config>`` with ``overrides`` (unless done already; a run that was
-    interrupted resumes from its last checkpoint); return its folder."""
+def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path, archive: Path) -> Path:
+    """Run ``configs/<config>`` with ``overrides`` in ``out`` unless ``archive`` holds it
+    (a run that was interrupted resumes from its last checkpoint); return its archived
+    folder (metrics and summary)."""
     name = run_name(config, variant, seed)
+    if (archive / name / SUMMARY_FILE).exists():
+        return archive / name
     if not (out / name / SUMMARY_FILE).exists():
         settings = [
             *overrides,
@@ -51,7 +58,10 @@ def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Pat
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; parallel jobs share the machine
         subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         print(f"done {name}", flush=True)
-    return out / name
+    (archive / name).mkdir(parents=True, exist_ok=True)
+    for file in (METRICS_FILE, SUMMARY_FILE):  # the summary last: it marks the archived run complete
+        shutil.copyfile(out / name / file, archive / name / file)
+    return archive / name
 
 
 def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -80,7 +90,10 @@ def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / name)
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / name, help="run folders, checkpoints")
+    parser.add_argument(
+        "--archive", type=Path, default=REPO / "docs" / "results" / "data" / name, help="finished runs' results"
+    )
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / f"{name}.md")
     return parser
 
