@@ -20,6 +20,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedsparse import protocol
 from fedsparse.data import ClientData
+from fedsparse.learners import LEARNERS as learner_registry
 from fedsparse.prune import resize_to
 from fedsparse.quant import Precision
 from fedsparse.registry import Registry
@@ -98,4 +99,4 @@ class Learner(ABC):
         at least, and the arrays the strategy expects back)."""
 
 
-LEARNERS: Registry[type[Learner]] = Registry("client learner", package="fedsparse.clients")
+LEARNERS: Registry[type[Learner]] = learner_registry  # registered learners (fedsparse.learners)

@@ -51,6 +51,10 @@ class StrategySpec:
     # continual learning (data.tasks): whether the strategy runs on task streams, and whether only there
     supports_tasks: bool = False
     requires_tasks: bool = False
+    # one line for `fedsparse list` (default: the registering module's docstring's first line)
+    summary: str = ""
 
 
-STRATEGIES: Registry[StrategySpec] = Registry("strategy", package="fedsparse.strategies")
+STRATEGIES: Registry[StrategySpec] = Registry(
+    "strategy", package="fedsparse.strategies", entry_point_group="fedsparse.strategies"
+)

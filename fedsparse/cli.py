@@ -25,7 +25,7 @@ def _fail(lines: Sequence[str], code: int) -> int:
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from fedsparse.config import load_config
 
-    return load_config(args.config, args.set)
+    return load_config(args.config, args.set, args.plugin)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -47,8 +47,8 @@ def _resume_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from fedsparse.config import ConfigError, load_config
     from fedsparse.results import CONFIG_FILE, SUMMARY_FILE
 
-    if args.config or args.set or args.out:
-        raise ConfigError(["--resume continues a run with its own config: give no CONFIG, --set or --out"])
+    if args.config or args.set or args.out or args.plugin:
+        raise ConfigError(["--resume continues a run with its own config: give no CONFIG, --set, --plugin or --out"])
     run_dir = Path(args.resume)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError([f"{run_dir}: no {CONFIG_FILE} here (not a run directory)"])
@@ -112,7 +112,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
     try:
         plan = plan_comparison(
-            args.config, args.set, strategies=strategies, seeds=args.seeds, target=args.target, out=args.out
+            args.config,
+            args.set,
+            strategies=strategies,
+            seeds=args.seeds,
+            target=args.target,
+            out=args.out,
+            plugins=args.plugin,
         )
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
@@ -126,6 +132,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(text, end="")
     for path in paths:
         print(path)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fedsparse.plugins import PluginError, import_plugins
+    from fedsparse.registry import registries
+
+    try:
+        import_plugins(args.plugin)
+    except PluginError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    for heading, registry in registries().items():
+        print(f"{heading}:")
+        names = registry.names()
+        width = max(map(len, names), default=0)
+        for name in names:
+            where = registry.provenance(name)
+            origin = where.distribution or where.module
+            print(f"  {name:<{width}}  {where.summary}  [{origin}]".rstrip())
     return EXIT_OK
 
 
@@ -144,6 +169,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_list_command(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser(
+        "list", help="the strategies, client learners, models and datasets a config can name, and where each is from"
+    )
+    listing.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="import MODULE first")
+    listing.set_defaults(handler=cmd_list)
+
+
 def _add_data_command(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="local dataset copies: where each dataset is read from, import one")
     actions = data.add_subparsers(dest="action", required=True)
@@ -154,19 +187,28 @@ def _add_data_command(commands: argparse._SubParsersAction) -> None:
     data.set_defaults(handler=cmd_data)
 
 
+def with_config(sub: argparse.ArgumentParser, optional: bool = False) -> None:
+    """The config argument and the options that change it: ``--set``, ``--plugin``."""
+    sub.add_argument("config", nargs="?" if optional else None, help="experiment YAML file")
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set federation.rounds=5 (repeatable)",
+    )
+    sub.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first: it registers strategies, models, datasets (repeatable; kept in the config)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-
-    def with_config(sub: argparse.ArgumentParser, optional: bool = False) -> None:
-        sub.add_argument("config", nargs="?" if optional else None, help="experiment YAML file")
-        sub.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a field, e.g. --set federation.rounds=5 (repeatable)",
-        )
 
     run = commands.add_parser("run", help="run a simulated federation")
     with_config(run, optional=True)
@@ -212,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     compare.set_defaults(handler=cmd_compare)
 
+    _add_list_command(commands)
     _add_data_command(commands)
     return parser
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from flwr.app import Error, Message
 from flwr.clientapp.client_app import ClientAppException
 from flwr.common.config import get_project_dir
@@ -37,9 +38,11 @@ __all__ = [
     "Run",
     "app_dir",
     "client_app_error",
+    "flower_strategy_state",
     "lacks_query_handler",
     "new_run",
     "random_id",
+    "restore_flower_strategy_state",
     "set_message_id",
     "validate_message",
 ]
@@ -96,3 +99,30 @@ def client_app_error(error: Exception, reply_to: Message) -> Message:
 def app_dir(run: Run) -> Path:
     """Where Flower installed a run's FAB (the rule its own loader uses)."""
     return Path(get_project_dir(run.fab_id, run.fab_version, run.fab_hash))
+
+
+# A Flower strategy's server state between rounds, by attribute: the FedOpt family's
+# moments (dicts by array name) and FedAvgM's momentum (a list in array order). Each is
+# None until the first aggregation.
+FLOWER_STRATEGY_STATE: dict[str, type] = {"m_t": dict, "v_t": dict, "momentum_vector": list}
+
+
+def flower_strategy_state(strategy: object) -> dict[str, dict[str, np.ndarray]]:
+    """The server state ``strategy`` holds (none for a stateless one), as arrays by name."""
+    state: dict[str, dict[str, np.ndarray]] = {}
+    for attribute in FLOWER_STRATEGY_STATE:
+        value = getattr(strategy, attribute, None)
+        if isinstance(value, dict):
+            state[attribute] = dict(value)
+        elif isinstance(value, list):
+            state[attribute] = {str(index): array for index, array in enumerate(value)}
+    return state
+
+
+def restore_flower_strategy_state(strategy: object, state: dict[str, dict[str, np.ndarray]]) -> None:
+    """Put back what :func:`flower_strategy_state` took."""
+    for attribute, arrays in state.items():
+        if FLOWER_STRATEGY_STATE[attribute] is list:
+            setattr(strategy, attribute, [arrays[str(index)] for index in range(len(arrays))])
+        else:
+            setattr(strategy, attribute, dict(arrays))

@@ -11,14 +11,15 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
+from fedsparse.plugins import PluginError, import_plugins
 from fedsparse.sections import DataConfig, ModelConfig, Strict, TrainingConfig
 
 
@@ -155,38 +156,57 @@ class OutputConfig(Strict):
         return _listed_once(value)
 
 
-class StrategySection(Strict):
-    """What every ``strategy`` section has: the name of the strategy to run."""
-
-    name: str = "fedavg"
-
-
-def _strategy_schema() -> type[StrategySection]:
-    """``strategy: {name: ..., <name>: {params}}`` with one validated block per strategy.
+class StrategyConfig(BaseModel):
+    """``strategy: {name: ..., <name>: {params}}``: one block per registered strategy
+    (built-in or plugin, looked up when a config is validated), each validated against
+    that strategy's parameter schema.
 
     Every block is present with its defaults, so ``--set strategy.name=fedavg`` switches
     strategy on a config written for another one without any other edit.
     """
-    names = STRATEGIES.names()
-    fields: dict[str, Any] = {
-        name: (STRATEGIES.get(name).params, Field(default_factory=STRATEGIES.get(name).params)) for name in names
-    }
-    fields["name"] = (Literal[tuple(names)], "fedavg")
-    return create_model("StrategyConfig", __base__=StrategySection, **fields)
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "fedavg"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw  # pydantic reports the type error
+        blocks: dict[str, Any] = {"name": raw.get("name", "fedavg")}
+        errors: list[InitErrorDetails] = [
+            {"type": "extra_forbidden", "loc": (key,), "input": raw[key]}
+            for key in raw
+            if key != "name" and key not in STRATEGIES
+        ]
+        for name in STRATEGIES.names():
+            try:
+                blocks[name] = STRATEGIES.get(name).params.model_validate(raw.get(name) or {})
+            except ValidationError as error:
+                errors += [relocated(detail, name) for detail in error.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return blocks
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return STRATEGIES.validate_name(name)
 
 
-if TYPE_CHECKING:
-    StrategyConfig = StrategySection
-else:
-    StrategyConfig = _strategy_schema()
+def relocated(detail: ErrorDetails, *prefix: str | int) -> InitErrorDetails:
+    """A nested model's validation error, re-raised at ``prefix`` + its own location."""
+    moved: InitErrorDetails = {"type": detail["type"], "loc": (*prefix, *detail["loc"]), "input": detail["input"]}
+    if "ctx" in detail:
+        moved["ctx"] = detail["ctx"]
+    return moved
 
 
 class CompareConfig(Strict):
     """``fedsparse compare``'s defaults (its command-line flags override them)."""
 
-    strategies: list[Literal[tuple(STRATEGIES.names())]] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="strategies to run on the same federation"
-    )
+    strategies: list[str] = Field(default_factory=list, description="strategies to run on the same federation")
     seeds: int = Field(3, ge=1, description="seeds seed, seed+1, ...; every strategy runs each")
     target: float | None = Field(
         None, gt=0.0, le=1.0, description="accuracy for 'MB to target'; null: 90 % of the weakest mean final accuracy"
@@ -195,6 +215,8 @@ class CompareConfig(Strict):
     @field_validator("strategies")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:
+        for name in value:
+            STRATEGIES.validate_name(name)
         return _listed_once(value)
 
 
@@ -204,6 +226,9 @@ class ExperimentConfig(Strict):
     model: ModelConfig = ModelConfig()
     federation: FederationConfig = FederationConfig()
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    plugins: list[str] = Field(
+        default_factory=list, description="modules imported before validation: they register strategies, models, …"
+    )
     engine: EngineConfig = EngineConfig()
     output: OutputConfig = OutputConfig()
     # read by `fedsparse compare` only; not part of a run's resolved config
@@ -417,7 +442,27 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def with_plugins(raw: dict[str, Any], plugins: list[str]) -> dict[str, Any]:
+    """``raw`` with ``plugins`` (``--plugin``) appended to its ``plugins`` list."""
+    if plugins:
+        listed = raw.get("plugins")
+        raw["plugins"] = list(dict.fromkeys([*(listed if isinstance(listed, list) else []), *plugins]))
+    return raw
+
+
+def import_config_plugins(raw: dict[str, Any]) -> None:
+    """Import the config's ``plugins`` first: they register names the rest is checked against."""
+    plugins = raw.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(name, str) for name in plugins):
+        raise ConfigError(["plugins: must be a list of module names"])
+    try:
+        import_plugins(plugins)
+    except PluginError as error:
+        raise ConfigError(error.problems) from None
+
+
 def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+    import_config_plugins(raw)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
@@ -435,8 +480,11 @@ def _absolute_data_path(raw: dict[str, Any], base: Path) -> None:
         data["path"] = str((base / data["path"]).resolve())
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, plugins: list[str] | None = None
+) -> ExperimentConfig:
     """Read, override and validate; raises :class:`ConfigError` listing every fault.
+    ``plugins`` (``--plugin``) are added to the config's own ``plugins`` list.
 
     A relative ``data.path`` is resolved against the YAML file's folder (a shipped config
     runs from any working directory); one given with ``--set``, against the working
@@ -446,7 +494,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     _absolute_data_path(raw, Path(path).parent)
     raw = apply_overrides(raw, overrides or [])
     _absolute_data_path(raw, Path.cwd())
-    return validate_config(raw)
+    return validate_config(with_plugins(raw, plugins or []))
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

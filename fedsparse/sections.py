@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fedsparse.data.partition import PartitionConfig
 from fedsparse.data.sources import DATASETS
@@ -24,7 +24,7 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    dataset: Literal[tuple(DATASETS.names())] = "digits"  # type: ignore[valid-type]
+    dataset: str = "digits"
     path: str | None = Field(None, description="local folder (mnist, fashion_mnist)")
     partition: PartitionConfig = PartitionConfig()
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
@@ -36,10 +36,20 @@ class DataConfig(Strict):
         None, description="continual learning: each client learns a stream of tasks (partition is then unused)"
     )
 
+    @field_validator("dataset")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return DATASETS.validate_name(name)
+
 
 class ModelConfig(Strict):
-    name: Literal[tuple(MODELS.names())] = "cnn"  # type: ignore[valid-type]
+    name: str = "cnn"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return MODELS.validate_name(name)
 
 
 class PlateauConfig(Strict):

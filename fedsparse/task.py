@@ -3,12 +3,15 @@
 Clients are stateless between messages in Flower (a ClientApp object may be built per
 message, in any process), so the message itself says what to train: the experiment's
 data, model and local-training sections (:mod:`fedsparse.sections`) as they are, plus the
-run seed, the federation size and whether clients use a GPU. It travels as one JSON
-string in the message's config record, validated on arrival like any other input.
+run seed, the federation size, whether clients use a GPU and the plugin modules the run
+imports. It travels as one JSON string in the message's config record, validated on
+arrival like any other input, after the plugins it names are imported (they may register
+the dataset or model it names).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord
@@ -24,6 +27,7 @@ from fedsparse.data import (
     load_federated_data,
 )
 from fedsparse.data.sources import DATASETS
+from fedsparse.plugins import import_plugins
 from fedsparse.sections import DataConfig, ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ class ClientTask(BaseModel):
     training: TrainingConfig
     num_clients: int
     use_gpu: bool
+    plugins: list[str] = []
 
     @classmethod
     def from_experiment(cls, cfg: ExperimentConfig) -> ClientTask:
@@ -52,6 +57,7 @@ class ClientTask(BaseModel):
             training=TrainingConfig(**training),
             num_clients=cfg.federation.num_clients,
             use_gpu=cfg.engine.client_resources.num_gpus > 0,
+            plugins=cfg.plugins,
         )
 
     @property
@@ -64,7 +70,9 @@ class ClientTask(BaseModel):
 
     @classmethod
     def from_config(cls, config: ConfigRecord) -> ClientTask:
-        return cls.model_validate_json(str(config[protocol.TASK]))
+        raw = json.loads(str(config[protocol.TASK]))
+        import_plugins(raw.get("plugins", []) if isinstance(raw, dict) else [])
+        return cls.model_validate(raw)
 
     def federated_data(self, data_path: str | None = None) -> FederatedData:
         """``data_path`` lets a deployed device point at its own copy of the data."""

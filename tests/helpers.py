@@ -32,6 +32,12 @@ DIGITS_STREAM = (
 )
 
 
+def config_of(name: str, *overrides: str):  # type: ignore[no-untyped-def]
+    """``configs/<name>`` with ``overrides``, validated, without progress display or plots."""
+    raw = read_yaml(REPO / "configs" / name)
+    return validate_config(apply_overrides(raw, ["output.progress=false", "output.plots=false", *overrides]))
+
+
 TIMINGS = ("round_seconds", "wall_seconds")  # wall-clock fields: they differ between any two runs
 
 

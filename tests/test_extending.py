@@ -10,12 +10,21 @@ from fedsparse.clients.learner import LEARNERS
 
 from .conftest import REPO
 
-BLOCK = re.compile(r"<!-- file: (?P<path>\S+) -->\n```python\n(?P<code>.*?)```\n", re.DOTALL)
+BLOCK = re.compile(r"<!-- file: (?P<path>\S+) -->\n```(?:python|toml)\n(?P<code>.*?)```\n", re.DOTALL)
 
 
 def test_the_guide_shows_each_example_file_as_it_is() -> None:
     shown = {m["path"]: m["code"] for m in BLOCK.finditer((REPO / "docs" / "extending.md").read_text())}
-    assert set(shown) == {"strategies/fedavg_momentum.py", "strategies/fedavg_clipped.py", "clients/fedavg_clipped.py"}
+    plugin = "tests/plugin_package/"
+    assert set(shown) == {
+        "strategies/fedavg_momentum.py",
+        "strategies/fedavg_clipped.py",
+        "clients/fedavg_clipped.py",
+        f"{plugin}pyproject.toml",
+        f"{plugin}fedsparse_example_plugin/strategy.py",
+        f"{plugin}fedsparse_example_plugin/model.py",
+        f"{plugin}fedsparse_example_plugin/data.py",
+    }
     for path, code in shown.items():
         assert code == (REPO / path).read_text(), f"docs/extending.md shows an outdated {path}"
 

@@ -18,13 +18,12 @@ from flwr.clientapp import ClientApp
 from fedsparse.app import make_server_app
 from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from fedsparse.clients import app as honest
-from fedsparse.config import apply_overrides, read_yaml, validate_config
 from fedsparse.engine import run_engine
 from fedsparse.results import read_metrics, read_summary
 from fedsparse.runner import RunFailed, client_state_root, run_experiment
 
 from .conftest import REPO
-from .helpers import DIGITS_STREAM, without_timings
+from .helpers import DIGITS_STREAM, config_of, without_timings
 
 CRASH_ROUND = 3
 
@@ -43,11 +42,6 @@ def crash_at_round(message: Message, context: Context) -> Message:
     if int(message.content["config"]["server-round"]) == CRASH_ROUND:
         raise ServerCrash
     return honest.train(message, context)
-
-
-def config_of(name: str, *overrides: str):  # type: ignore[no-untyped-def]
-    raw = read_yaml(REPO / "configs" / name)
-    return validate_config(apply_overrides(raw, ["output.progress=false", "output.plots=false", *overrides]))
 
 
 def comparable(run_dir: Path) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
@@ -73,6 +67,8 @@ CASES = {
     # heads and EWC's consolidated Fisher live in the node state across the task boundary
     "fedprox_ewc": ("fcl_split_mnist.yaml", "strategy.name=fedprox", "strategy.fedprox.ewc_lambda=50", *DIGITS_STREAM),
     "fedavg_momentum": ("quickstart.yaml", "strategy.name=fedavg_momentum"),
+    # Flower's own FedAdam: its moments are server state
+    "fedadam": ("quickstart.yaml", "strategy.name=fedadam"),
 }
 
 

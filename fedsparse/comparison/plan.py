@@ -22,8 +22,10 @@ from fedsparse.config import (
     ExperimentConfig,
     apply_overrides,
     format_validation_error,
+    import_config_plugins,
     read_yaml,
     validate_config,
+    with_plugins,
 )
 
 
@@ -51,6 +53,7 @@ class ComparePlan:
 
     config: str
     overrides: list[str]
+    plugins: list[str]
     strategies: list[str]
     seeds: list[int]
     target: float | None  # None: chosen from the results (see stats.default_target)
@@ -77,6 +80,8 @@ class ComparePlan:
             parts += ["--target", f"{self.target:g}"]
         for item in self.overrides:
             parts += ["--set", item]
+        for module in self.plugins:
+            parts += ["--plugin", module]
         if self.out_given:
             parts += ["--out", str(self.out)]
         return shlex.join(parts)
@@ -130,6 +135,13 @@ def _name_problems(names: Sequence[str]) -> list[str]:
     return problems
 
 
+def _read(config: str | Path, overrides: Sequence[str], plugins: Sequence[str]) -> dict[str, Any]:
+    """The YAML with ``overrides`` and ``plugins``, its plugins imported."""
+    raw = with_plugins(apply_overrides(read_yaml(Path(config)), list(overrides)), list(plugins))
+    import_config_plugins(raw)
+    return raw
+
+
 def plan_comparison(
     config: str | Path,
     overrides: Sequence[str] = (),
@@ -138,11 +150,13 @@ def plan_comparison(
     seeds: int | None = None,
     target: float | None = None,
     out: str | Path | None = None,
+    plugins: Sequence[str] = (),
 ) -> ComparePlan:
     """Resolve strategies, seeds and target (arguments over the YAML ``compare`` section)
     and validate one config per (strategy, seed); raises :class:`ConfigError` listing
-    every fault, each strategy-specific one naming its strategy."""
-    raw = apply_overrides(read_yaml(Path(config)), list(overrides))
+    every fault, each strategy-specific one naming its strategy. ``plugins``
+    (``--plugin``) are added to the config's ``plugins`` and imported first."""
+    raw = _read(config, overrides, plugins)
     section = _compare_section(raw.pop("compare", None))
     names = list(strategies) if strategies is not None else list(section.strategies)
     problems = _name_problems(names)
@@ -173,6 +187,7 @@ def plan_comparison(
     plan = ComparePlan(
         config=str(config),
         overrides=list(overrides),
+        plugins=list(plugins),
         strategies=names,
         seeds=[base_seed + k for k in range(n_seeds)],
         target=target,

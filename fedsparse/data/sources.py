@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fedsparse.data.root import data_root, local_copy
-from fedsparse.registry import Registry
+from fedsparse.registry import Registry, first_sentence
 
 
 class DataError(RuntimeError):
@@ -62,8 +62,13 @@ class DatasetSource:
     info: DatasetInfo
     load: Loader
 
+    @property
+    def summary(self) -> str:
+        """What ``fedsparse list`` says of it: its loader's docstring's first sentence."""
+        return first_sentence(self.load.__doc__)
 
-DATASETS: Registry[DatasetSource] = Registry("dataset")
+
+DATASETS: Registry[DatasetSource] = Registry("dataset", entry_point_group="fedsparse.datasets")
 
 
 def _standardize(x: np.ndarray, mean: float, std: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from torch import nn
 from fedsparse.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
-MODELS: Registry[ModelBuilder] = Registry("model")
+MODELS: Registry[ModelBuilder] = Registry("model", entry_point_group="fedsparse.models")
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options: Any) -> nn.Module:

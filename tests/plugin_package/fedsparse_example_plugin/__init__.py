@@ -1,0 +1,1 @@
+"""An example fedsparse plugin (see docs/extending.md)."""
