@@ -41,6 +41,7 @@ from fedsparse.capabilities import StrategyState, under_prefix
 from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.clients.fedweit import FedWeITParams
 from fedsparse.decompose import DecomposedNet
+from fedsparse.decompose.layers import decomposition_problems
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.strategy import Strategy, StrategyContext, Upload
 from fedsparse.wire import decode_float_state, encode_sparse_state
@@ -167,5 +168,11 @@ class FedWeIT(Strategy):
 
 STRATEGIES.add(
     "fedweit",
-    StrategySpec(FedWeITParams, lambda params, ctx: FedWeIT(params, ctx), supports_tasks=True, requires_tasks=True),
+    StrategySpec(
+        FedWeITParams,
+        lambda params, ctx: FedWeIT(params, ctx),
+        model_problems=decomposition_problems,
+        supports_tasks=True,
+        requires_tasks=True,
+    ),
 )

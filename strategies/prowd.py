@@ -80,8 +80,8 @@ class ProWD(Strategy):
         self.last_metrics: dict[str, float] = {}
         self.dequantizer: ProgressiveDequantizer | None = None
         self.trainer: DequantizerTrainer | None = None
-        if params.dequantizer:
-            ladder = bit_ladder(set(context.precisions) or {FLOAT32})
+        ladder = bit_ladder(set(context.precisions) or {FLOAT32})
+        if params.dequantizer and len(ladder) > 1:  # an all-float32 federation has nothing to dequantize
             self.dequantizer = ProgressiveDequantizer(ladder, hidden=params.hidden)
             settings = TrainingSettings(
                 steps=params.steps,

@@ -179,3 +179,22 @@ def decompose(layer: nn.Module) -> DecomposedLayer | None:
     if isinstance(layer, nn.Conv2d):
         return DecomposedConv2d(layer)
     return None
+
+
+def decomposition_problems(model: nn.Module) -> list[str]:
+    """Why FedWeIT cannot decompose ``model`` (empty: it can). It splits each Linear and
+    Conv2d of a flat ``nn.Sequential`` trunk; a layer with parameters of another kind
+    (a norm layer, a residual block) would be neither shared nor any task's own."""
+    if not isinstance(model, nn.Sequential):
+        return [f"model.name: FedWeIT decomposes a flat nn.Sequential, got {type(model).__name__}"]
+    others = [
+        f"{name} ({type(module).__name__})"
+        for name, module in model.named_children()
+        if not isinstance(module, (nn.Linear, nn.Conv2d)) and any(True for _ in module.parameters())
+    ]
+    if not others:
+        return []
+    return [
+        "model.name: FedWeIT decomposes each Linear and Conv2d of a flat nn.Sequential; "
+        f"layers {', '.join(others)} have parameters it cannot split"
+    ]

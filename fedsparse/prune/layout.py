@@ -64,6 +64,13 @@ def channel_layout(model: nn.Module) -> ChannelLayout:
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"structured pruning needs an nn.Sequential model, got {type(model).__name__}")
     children = list(model.named_children())
+    for name, module in children:
+        if not isinstance(module, (nn.Conv2d, nn.Linear, nn.GroupNorm, *_PASS_THROUGH)):
+            raise ValueError(
+                f"layer {name}: {type(module).__name__} is not supported by structured pruning, which shrinks one "
+                "flat nn.Sequential of conv, linear, GroupNorm and parameter-free layers (a block with branches, "
+                "such as a residual block, ties the channels of the layers it joins)"
+            )
     weighted = [name for name, module in children if isinstance(module, (nn.Conv2d, nn.Linear))]
     if len(weighted) < 2:
         raise ValueError("structured pruning needs at least one hidden conv or linear layer")
@@ -97,6 +104,4 @@ def channel_layout(model: nn.Module) -> ChannelLayout:
             if module.affine:
                 params[f"{name}.weight"] = ParamAxes(current)
                 params[f"{name}.bias"] = ParamAxes(current)
-        elif not isinstance(module, _PASS_THROUGH):
-            raise ValueError(f"layer {name}: {type(module).__name__} is not supported by structured pruning")
     return ChannelLayout(tuple(sizes), tuple(layers), params)
