@@ -105,6 +105,8 @@ class Registry(Generic[T]):
         warning. ``module``: where it comes from (default: the calling module)."""
         if module is None:
             module = sys._getframe(1).f_globals.get("__name__", "")
+        if name in self._entries and self._entries[name] == entry:
+            return  # the same entry again (a config validated twice declares its dataset twice)
         if name in self._entries:
             log.warning("%s %r registered again (by %s): the new entry replaces the old one", self.kind, name, module)
         self._entries[name] = entry
@@ -172,6 +174,7 @@ class Registry(Generic[T]):
 def registries() -> dict[str, Registry[Any]]:
     """Every registry a config names entries of, by heading (``fedsparse list``)."""
     from fedsparse.catalog import STRATEGIES
+    from fedsparse.data.partition import PARTITIONERS
     from fedsparse.data.sources import DATASETS
     from fedsparse.learners import LEARNERS
     from fedsparse.models import MODELS
@@ -181,4 +184,5 @@ def registries() -> dict[str, Registry[Any]]:
         "client learners": LEARNERS,
         "models": MODELS,
         "datasets": DATASETS,
+        "partitioners": PARTITIONERS,
     }

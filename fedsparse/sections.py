@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from fedsparse.data.hub import HubDataset, declare
 from fedsparse.data.partition import PartitionConfig
 from fedsparse.data.sources import DATASETS
 from fedsparse.data.tasks import TasksConfig
@@ -24,8 +25,10 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
+    # before ``dataset``: a declared hub dataset is registered under ``dataset``'s name
+    hub: HubDataset | None = Field(None, description="declares data.dataset: a hub image dataset (fedsparse.data.hub)")
     dataset: str = "digits"
-    path: str | None = Field(None, description="local folder (mnist, fashion_mnist)")
+    path: str | None = Field(None, description="local folder: an IDX copy (mnist, fashion_mnist), a hub-layout copy")
     partition: PartitionConfig = PartitionConfig()
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
@@ -38,7 +41,13 @@ class DataConfig(Strict):
 
     @field_validator("dataset")
     @classmethod
-    def _registered(cls, name: str) -> str:
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if "hub" not in info.data:
+            return name  # data.hub is invalid, and reported: nothing to check the name against
+        hub = info.data["hub"]
+        if hub is not None:
+            declare(name, hub)
+            return name
         return DATASETS.validate_name(name)
 
 
@@ -66,6 +75,15 @@ class PlateauConfig(Strict):
     factor: float = Field(3.0, gt=1.0, description="the learning rate is divided by this at each drop")
 
 
+class AugmentConfig(Strict):
+    """Train-time image augmentation, drawn from the client's seeded generator: a random
+    crop of the image padded by ``crop_padding`` pixels (zeros), and a left-right flip
+    with probability 1/2 (off for digits and characters, which flipping changes)."""
+
+    crop_padding: int = Field(0, ge=0, description="pixels of padding before a random crop of the original size")
+    flip: bool = Field(False, description="flip left-right with probability 1/2")
+
+
 class TrainingConfig(Strict):
     """A client's local training (the ``federation`` section's fields that clients use)."""
 
@@ -78,3 +96,4 @@ class TrainingConfig(Strict):
     lr_plateau: PlateauConfig | None = Field(
         None, description="task streams: divide the learning rate when the task's validation loss stalls"
     )
+    augment: AugmentConfig | None = Field(None, description="train-time image augmentation (null: none)")

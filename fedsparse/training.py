@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from fedsparse.data import ArrayDataset
-from fedsparse.sections import TrainingConfig
+from fedsparse.sections import AugmentConfig, TrainingConfig
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,27 @@ def pick_device(use_gpu: bool) -> torch.device:
     return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
 
 
+def augmenter(cfg: AugmentConfig) -> Augment:
+    """A batch transform (N, C, H, W) → same shape, random from ``generator``: flip, then crop."""
+
+    def apply(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, height, width = batch.shape
+        if cfg.flip:
+            flip = (torch.rand(n, generator=generator) < 0.5).to(batch.device)
+            batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
+        pad = cfg.crop_padding
+        if pad:
+            padded = nn.functional.pad(batch, (pad, pad, pad, pad))
+            top = torch.randint(0, 2 * pad + 1, (n,), generator=generator).tolist()
+            left = torch.randint(0, 2 * pad + 1, (n,), generator=generator).tolist()
+            batch = torch.stack(
+                [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(zip(top, left, strict=True))]
+            )
+        return batch
+
+    return apply
+
+
 def train_epochs(
     model: nn.Module,
     data: ArrayDataset,
@@ -45,9 +68,11 @@ def train_epochs(
     generator: torch.Generator,
     device: torch.device,
     regularizer: Callable[[], torch.Tensor] | None = None,
+    augment: Augment | None = None,
 ) -> Stats:
     """Minibatch training; ``regularizer()`` (e.g. FedProx's proximal term, FedWeIT's
-    sparsity and drift terms) is added to every batch's loss."""
+    sparsity and drift terms) is added to every batch's loss; ``augment`` transforms each
+    batch's images."""
     model.to(device).train()
     x = torch.from_numpy(data.x).to(device)
     y = torch.from_numpy(data.y).to(device)
@@ -57,7 +82,8 @@ def train_epochs(
         order = torch.randperm(len(y), generator=generator).to(device)
         for start in range(0, len(y), batch_size):
             idx = order[start : start + batch_size]
-            logits = model(x[idx])
+            inputs = x[idx] if augment is None else augment(x[idx], generator)
+            logits = model(inputs)
             loss = loss_fn(logits, y[idx])
             objective = loss
             if regularizer is not None:
@@ -96,6 +122,7 @@ def fit(
         generator=generator,
         device=device,
         regularizer=regularizer,
+        augment=augmenter(training.augment) if training.augment is not None else None,
     )
 
 

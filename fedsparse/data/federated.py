@@ -86,7 +86,7 @@ def load_federated_data(
     splits = source.load(Path(path) if path else None, seed, test_fraction)
     pool, server = _hold_out(splits.train, server_samples, seed)
     partition = PartitionConfig.model_validate_json(partition_json)
-    parts = partition_indices(pool.y, num_clients, partition, seed)
+    parts = partition_indices(pool.y, num_clients, partition, seed, pool.ids)
     return FederatedData(
         info=source.info,
         pool=pool,

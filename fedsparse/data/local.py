@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedsparse.data.hub import HubLoader
 from fedsparse.data.root import data_root, import_copy, local_copy
 from fedsparse.data.sources import DATASETS, DataError, idx_files
 
 
 def where(dataset: str) -> str:
     """Where a run with no ``data.path`` reads ``dataset`` from, in words."""
-    info = DATASETS.get(dataset).info
-    if not info.needs_path:
+    source = DATASETS.get(dataset)
+    if isinstance(source.load, HubLoader) and local_copy(dataset) is not None:
+        return f"local copy {local_copy(dataset)} (the hub's layout)"
+    if not source.info.needs_path:
         return "embedded in a package" if dataset == "digits" else "the Hugging Face hub"
     folder = local_copy(dataset)
     return f"local copy {folder}" if folder is not None else "the Hugging Face hub (no local copy)"

@@ -25,16 +25,18 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class ArrayDataset:
-    """Images ``x`` (N, C, H, W) float32 and labels ``y`` (N,) int64."""
+    """Images ``x`` (N, C, H, W) float32 and labels ``y`` (N,) int64; ``ids`` (N,): each
+    sample's natural id (a writer, a device) where the dataset has one."""
 
     x: np.ndarray
     y: np.ndarray
+    ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, indices: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(self.x[indices], self.y[indices])
+        return ArrayDataset(self.x[indices], self.y[indices], None if self.ids is None else self.ids[indices])
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class DatasetSource:
 
     @property
     def summary(self) -> str:
-        """What ``fedsparse list`` says of it: its loader's docstring's first sentence."""
-        return first_sentence(self.load.__doc__)
+        """What ``fedsparse list`` says of it: its loader's own summary, else the first
+        sentence of its docstring."""
+        return str(getattr(self.load, "summary", "")) or first_sentence(self.load.__doc__)
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset", entry_point_group="fedsparse.datasets")
@@ -75,12 +78,13 @@ def _standardize(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def _seeded_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> DataSplits:
+def seeded_split(data: ArrayDataset, test_fraction: float, seed: int) -> DataSplits:
     """Stratified split for datasets that ship without a test set."""
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    return DataSplits(ArrayDataset(x_tr, y_tr), ArrayDataset(x_te, y_te))
+    rows = np.arange(len(data))
+    train, test = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=data.y)
+    return DataSplits(data.subset(train), data.subset(test))
 
 
 def load_digits_splits(path: Path | None, seed: int, test_fraction: float) -> DataSplits:
@@ -90,7 +94,7 @@ def load_digits_splits(path: Path | None, seed: int, test_fraction: float) -> Da
     bunch = load_digits()
     x = _standardize(bunch.images.astype(np.float32) / 16.0, 0.3, 0.37)[:, None]
     y = bunch.target.astype(np.int64)
-    return _seeded_split(x, y, test_fraction, seed)
+    return seeded_split(ArrayDataset(x, y), test_fraction, seed)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -174,7 +178,13 @@ def _mnist_like(name: str, hub_repo: str, mean: float, std: float) -> Loader:
             return load_from_hub(hub_repo, "image", mean, std)
         return load_idx_folder(folder, mean, std)
 
+    load.__doc__ = f"{name}: four IDX files (data.path, else the data root's copy), else {hub_repo} from the hub."
     return load
+
+
+def load_cifar10(path: Path | None, seed: int, test_fraction: float) -> DataSplits:
+    """cifar10: uoft-cs/cifar10 from the hub."""
+    return load_from_hub("uoft-cs/cifar10", "img", 0.47, 0.25)
 
 
 DATASETS.add(
@@ -199,6 +209,6 @@ DATASETS.add(
     "cifar10",
     DatasetSource(
         DatasetInfo((3, 32, 32), 10, needs_path=False),
-        lambda path, seed, test_fraction: load_from_hub("uoft-cs/cifar10", "img", 0.47, 0.25),
+        load_cifar10,
     ),
 )

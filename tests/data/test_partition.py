@@ -51,11 +51,11 @@ def test_fast_positions_equal_flowers_load_partition(labels: np.ndarray, method:
     """The shortcut past ``load_partition`` must give exactly Flower's partitions."""
     from datasets import Dataset
 
-    from fedsparse.data.partition import _partitioner
+    from fedsparse.data.partition import PARTITIONERS
 
     cfg = PartitionConfig(method=method, alpha=0.3)
     table = Dataset.from_dict({"label": labels.tolist(), "row": np.arange(len(labels)).tolist()}).shuffle(seed=3)
-    partitioner = _partitioner(cfg, 7, 3)
+    partitioner = PARTITIONERS.get(method)(cfg, 7, 3)
     partitioner.dataset = table
     expected = [np.sort(np.asarray(partitioner.load_partition(cid)["row"])) for cid in range(7)]
     assert all(np.array_equal(a, b) for a, b in zip(partition_indices(labels, 7, cfg, seed=3), expected, strict=False))
@@ -74,3 +74,35 @@ def test_max_samples_per_client_keeps_a_seeded_subset(labels: np.ndarray) -> Non
     )
     roomy = partition_indices(labels, 4, PartitionConfig(max_samples_per_client=10_000), seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(roomy, full, strict=False))
+
+
+def _writers(labels: np.ndarray, count: int) -> np.ndarray:
+    return np.array([f"writer-{row % count:02d}" for row in range(len(labels))])
+
+
+@pytest.mark.parametrize("writers", [6, 20])
+def test_natural_ids_keep_each_id_on_one_client(labels: np.ndarray, writers: int) -> None:
+    ids = _writers(labels, writers)
+    cfg = PartitionConfig(method="natural_id")
+    parts = partition_indices(labels, 6, cfg, seed=0, ids=ids)
+    owned = [set(ids[p]) for p in parts]
+    assert sum(len(p) for p in parts) == len(labels)
+    assert all(not (a & b) for i, a in enumerate(owned) for b in owned[i + 1 :])  # no id on two clients
+    assert sorted(len(o) for o in owned) == ([1] * 6 if writers == 6 else [3, 3, 3, 3, 4, 4])
+    again = partition_indices(labels, 6, cfg, seed=0, ids=ids)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+
+
+def test_natural_ids_need_ids_and_enough_of_them(labels: np.ndarray) -> None:
+    cfg = PartitionConfig(method="natural_id")
+    with pytest.raises(ValueError, match="no natural ids"):
+        partition_indices(labels, 4, cfg, seed=0)
+    with pytest.raises(ValueError, match="3 distinct ids for 4 clients"):
+        partition_indices(labels, 4, cfg, seed=0, ids=_writers(labels, 3))
+
+
+def test_an_unknown_method_names_the_registered_ones() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"must be one of .*'natural_id'"):
+        PartitionConfig(method="by_hand")
