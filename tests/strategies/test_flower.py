@@ -116,3 +116,22 @@ def test_a_flower_strategys_block_is_validated_like_any_other() -> None:
     assert "strategy.krum.bogus: unknown field" in caught.value.problems
     cfg = config_of("quickstart.yaml", "strategy.name=fedtrimmedavg", "strategy.fedtrimmedavg.beta=0.1")
     assert cfg.strategy_params().model_dump() == {"beta": 0.1}
+
+
+@pytest.mark.parametrize("name", ["fedadam", "krum", "fedmedian", "fedavgm"])
+def test_a_run_meters_every_client_as_fedavgs_would(tmp_path, name: str) -> None:  # type: ignore[no-untyped-def]
+    from fedsparse.results import read_metrics, read_summary
+    from fedsparse.runner import run_experiment
+
+    runs = {}
+    for strategy in ("fedavg", name):
+        run_experiment(
+            config_of("quickstart.yaml", f"strategy.name={strategy}", "federation.rounds=2"), tmp_path / strategy
+        )
+        runs[strategy] = read_metrics(tmp_path / strategy)
+    assert read_summary(tmp_path / name)["rounds_completed"] == 2
+    for ours, reference in zip(runs[name], runs["fedavg"], strict=True):
+        assert not ours["rejected"]
+        metered = [(c["id"], c["bytes_up"], c["bytes_down"]) for c in ours["clients"]]
+        assert metered == [(c["id"], c["bytes_up"], c["bytes_down"]) for c in reference["clients"]]
+        assert all(up > 0 and down > 0 for _, up, down in metered)
