@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from fedsparse import protocol
+from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from fedsparse.config import apply_overrides, read_yaml, validate_config
 from fedsparse.results import read_metrics, read_summary
 from fedsparse.runner import run_experiment
@@ -80,3 +84,22 @@ def reply_from(sent: Message, arrays: ArrayRecord | None, metrics: dict) -> Mess
 
 def config_record(**values: object) -> ConfigRecord:
     return ConfigRecord(values)  # type: ignore[arg-type]
+
+
+def run_killed_after(command: list[str], run_dir: Path, env: dict[str, str], rounds: int = 2) -> None:
+    """Run ``command`` (a ``fedsparse run`` writing ``run_dir``) and SIGKILL it once its
+    checkpoint has reached ``rounds`` rounds (or after 300 s, or when it ends)."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if load_checkpoint(checkpoint_path(run_dir)).round >= rounds:
+                    break
+            except CheckpointError:
+                pass
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from fedsparse.results import read_metrics, read_summary
 
 from .conftest import REPO
-from .helpers import without_timings
+from .helpers import run_killed_after, without_timings
 
 CONFIG = """
 seed: 0
@@ -111,26 +108,9 @@ def test_a_plugin_run_killed_midway_resumes_to_the_uninterrupted_result(
     settings = ["--set", "federation.rounds=25", "--set", "federation.local_epochs=3"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     fedsparse(installed, "run", str(config), "--out", str(whole), *settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fedsparse.cli", "run", str(config), "--out", str(killed), *settings],
-        env=installed,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    run_killed_after(
+        [sys.executable, "-m", "fedsparse.cli", "run", str(config), "--out", str(killed), *settings], killed, installed
     )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if load_checkpoint(checkpoint_path(killed)).round >= 2:
-                    break
-            except CheckpointError:
-                pass
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
     assert not (killed / "summary.json").exists(), "the run finished before it was killed"
     fedsparse(installed, "run", "--resume", str(killed))
     assert [without_timings(r) for r in read_metrics(killed)] == [without_timings(r) for r in read_metrics(whole)]

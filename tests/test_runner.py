@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +14,14 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from fedsparse.app import make_server_app
-from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from fedsparse.checkpoint import checkpoint_path, load_checkpoint
 from fedsparse.clients import app as honest
 from fedsparse.engine import run_engine
 from fedsparse.results import read_metrics, read_summary
 from fedsparse.runner import RunFailed, client_state_root, run_experiment
 
 from .conftest import REPO
-from .helpers import DIGITS_STREAM, config_of, without_timings
+from .helpers import DIGITS_STREAM, config_of, run_killed_after, without_timings
 
 CRASH_ROUND = 3
 
@@ -115,26 +113,7 @@ def test_a_killed_cli_run_resumes_with_fedsparse_run_resume(tmp_path: Path) -> N
     ]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        _fedsparse("run", "configs/quickstart.yaml", "--out", str(killed), *settings),
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if load_checkpoint(checkpoint_path(killed)).round >= 2:
-                    break
-            except CheckpointError:
-                pass
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+    run_killed_after(_fedsparse("run", "configs/quickstart.yaml", "--out", str(killed), *settings), killed, env)
     interrupted_at = load_checkpoint(checkpoint_path(killed)).round
     assert 2 <= interrupted_at < 8, "the run was not interrupted mid-way"
     assert not (killed / "summary.json").exists()
