@@ -13,7 +13,10 @@ uses, so an offline machine needs no other format: ``data.path``, else the data 
 ``<root>/<dataset>/``, holding either Parquet files per split (``train-*.parquet``,
 ``<split>.parquet`` or ``<split>/*.parquet``, at any depth) or a folder written by
 ``DatasetDict.save_to_disk``. Without one it is downloaded through Flower Datasets.
-Images are scaled to [0, 1] and standardised with ``mean`` / ``std``; an ``id_column``
+Images are scaled to [0, 1] and standardised with ``mean`` / ``std``. A text dataset
+(``text_column``) becomes bag-of-words vectors: each text's tokens hashed into F buckets
+(scikit-learn's ``HashingVectorizer``, ``input_shape: [1, 1, F]``), L2-normalised, for
+the ``mlp`` model. An ``id_column``
 (FEMNIST's writer) gives each sample its natural id for ``partition.method:
 natural_id``. A dataset without a test split (``test_split: null``) is split with the
 seed, stratified, ``data.test_fraction`` of it held out.
@@ -50,9 +53,12 @@ class HubDataset(BaseModel):
     train_split: str = "train"
     test_split: str | None = Field("test", description="null: a seeded stratified split of train (test_fraction)")
     image_column: str = "image"
+    text_column: str | None = Field(
+        None, description="a text dataset: this column, hashed into input_shape[-1] token counts (no images read)"
+    )
     label_column: str = "label"
     id_column: str | None = Field(None, description="each sample's natural id (partition.method: natural_id)")
-    input_shape: tuple[int, int, int] = Field(description="channels, height, width of every image")
+    input_shape: tuple[int, int, int] = Field(description="channels, height, width of every image; text: [1, 1, F]")
     num_classes: int = Field(ge=2)
     mean: float = Field(0.5, description="images are scaled to [0, 1], then (x - mean) / std")
     std: float = Field(0.25, gt=0.0)
@@ -148,19 +154,36 @@ def _image(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _arrays(table: Any, spec: HubDataset) -> ArrayDataset:
-    """A split's images (N, C, H, W) standardised, labels, and natural ids if declared."""
-    for column in (spec.image_column, spec.label_column, spec.id_column):
-        if column is not None and column not in table.column_names:
-            raise DataError(f"data.hub: no column {column!r} (the dataset has {table.column_names})")
+def _text_features(texts: list[str], spec: HubDataset) -> np.ndarray:
+    """Token counts hashed into ``input_shape[-1]`` buckets, L2-normalised: (N, 1, 1, F)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    if spec.input_shape[:2] != (1, 1):
+        raise DataError(f"data.hub.input_shape: a text dataset is [1, 1, F], got {list(spec.input_shape)}")
+    vectorizer = HashingVectorizer(n_features=spec.input_shape[2], alternate_sign=False, norm="l2")
+    return vectorizer.transform(texts).toarray().astype(np.float32).reshape(len(texts), *spec.input_shape)
+
+
+def _images(table: Any, spec: HubDataset) -> np.ndarray:
+    """A split's images (N, C, H, W), standardised."""
     images = np.stack([_image(value) for value in table[spec.image_column]])
     images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     if tuple(images.shape[1:]) != spec.input_shape:
         raise DataError(
             f"data.hub.input_shape: declared {list(spec.input_shape)}, the images are {list(images.shape[1:])}"
         )
+    return ((images / 255.0 - spec.mean) / spec.std).astype(np.float32)
+
+
+def _arrays(table: Any, spec: HubDataset) -> ArrayDataset:
+    """A split's inputs (images or text features), labels, and natural ids if declared."""
+    inputs = spec.text_column or spec.image_column
+    for column in (inputs, spec.label_column, spec.id_column):
+        if column is not None and column not in table.column_names:
+            raise DataError(f"data.hub: no column {column!r} (the dataset has {table.column_names})")
     labels = np.asarray(table[spec.label_column], dtype=np.int64)
     if labels.min() < 0 or labels.max() >= spec.num_classes:
         raise DataError(f"data.hub.num_classes: declared {spec.num_classes}, labels run {labels.min()}..{labels.max()}")
     ids = np.asarray(table[spec.id_column]) if spec.id_column else None
-    return ArrayDataset(((images / 255.0 - spec.mean) / spec.std).astype(np.float32), labels, ids)
+    x = _text_features(list(table[inputs]), spec) if spec.text_column else _images(table, spec)
+    return ArrayDataset(x, labels, ids)

@@ -138,3 +138,23 @@ def test_augmentation_flips_and_crops_reproducibly() -> None:
         padded = torch.nn.functional.pad(original, (1, 1, 1, 1))
         windows = [padded[:, y : y + 4, x : x + 4] for y in range(3) for x in range(3)]
         assert any(torch.equal(image, window) for window in windows)  # a 4×4 window of the padded image
+
+
+def test_a_text_column_becomes_hashed_token_counts(tmp_path: Path) -> None:
+    """The text path's mechanics (no real text dataset is on this machine): every text a
+    unit vector of token counts in F buckets, equal texts equal vectors."""
+    from datasets import Dataset
+
+    texts = ["the cat sat on the mat", "a dog barked at the mailman", "the cat sat on the mat", "stocks fell sharply"]
+    folder = tmp_path / "text"
+    folder.mkdir()
+    for split in ("train", "test"):
+        Dataset.from_dict({"sentence": texts, "topic": [0, 1, 0, 2]}).to_parquet(str(folder / f"{split}.parquet"))
+    spec = HubDataset(text_column="sentence", label_column="topic", input_shape=(1, 1, 64), num_classes=3)
+    splits = HubLoader("t", spec)(folder, 0, 0.2)
+    x = splits.train.x
+    assert x.shape == (4, 1, 1, 64) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x.reshape(4, -1), axis=1), 1.0, rtol=1e-6)
+    assert np.array_equal(x[0], x[2]) and not np.array_equal(x[0], x[1])
+    with pytest.raises(Exception, match=r"a text dataset is \[1, 1, F\]"):
+        HubLoader("t", spec.model_copy(update={"input_shape": (1, 8, 8)}))(folder, 0, 0.2)
