@@ -1,4 +1,4 @@
-"""The simulation clock: FLOPs counted by torch match the analytic formula for every
+"""The simulation clock: FLOPs counted by torch match the analytic formula of every
 registry model, and seconds follow compute / speed + bytes / bandwidth."""
 
 from __future__ import annotations

@@ -8,7 +8,16 @@ import torch
 from torch import nn
 
 from fedsparse.models import MODELS, build_model, count_parameters
-from fedsparse.prune import channel_layout
+from fedsparse.prune import (
+    SubUpdate,
+    by_importance,
+    channel_layout,
+    extract,
+    first_k,
+    resize_to,
+    scatter_mean,
+    submodel_shapes,
+)
 
 
 def _prunable(name: str) -> bool:
@@ -21,15 +30,6 @@ def _prunable(name: str) -> bool:
 
 # every registered model structured pruning takes (resnet18 is refused: tests/models/test_resnet.py)
 PRUNABLE = [name for name in MODELS.names() if _prunable(name)]
-from fedsparse.prune import (
-    SubUpdate,
-    by_importance,
-    extract,
-    first_k,
-    resize_to,
-    scatter_mean,
-    submodel_shapes,
-)
 
 SHAPE = (1, 28, 28)
 
