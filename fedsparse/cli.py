@@ -109,6 +109,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fedsparse.runlog import quiet_flower
     from fedsparse.runner import RunFailed
 
+    if args.jobs < 1:
+        return _fail(["--jobs: must be >= 1"], EXIT_BAD_CONFIG)
     strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
     try:
         plan = plan_comparison(
@@ -124,7 +126,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return _fail(error.problems, EXIT_BAD_CONFIG)
     try:
         with quiet_flower(args.verbose):
-            paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress)
+            paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
     except CompareError as error:
         return _fail(error.problems, EXIT_FAILED)
     except RunFailed as error:
@@ -250,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
     compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
+    compare.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="runs at once, each in its own process (same results)"
+    )
     compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     compare.set_defaults(handler=cmd_compare)

@@ -201,6 +201,15 @@ def test_a_second_invocation_reuses_finished_runs_and_completes_interrupted_ones
     assert (out / "comparison.csv").read_text() == (source / "comparison.csv").read_text()
 
 
+def test_jobs_run_in_parallel_processes_to_the_same_comparison(compared, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source, _ = compared
+    result = _cli(*_compare_args(tmp_path / "parallel"), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "running 4 runs, 2 at a time" in result.stdout
+    assert (tmp_path / "parallel" / "comparison.csv").read_text() == (source / "comparison.csv").read_text()
+    assert _cli(*_compare_args(tmp_path / "none"), "--jobs", "0").returncode == 2
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -80,9 +80,15 @@ __all__ = [
 
 
 def compare(
-    plan: ComparePlan, *, overwrite: bool = False, progress: bool = False, report: Callable[[str], None] = print
+    plan: ComparePlan,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> tuple[list[Path], str]:
-    """Run the plan, then write its comparison; return (paths written, the markdown)."""
-    results = run_comparison(plan, overwrite=overwrite, progress=progress, report=report)
+    """Run the plan (``jobs`` runs at a time), then write its comparison; return (paths
+    written, the markdown)."""
+    results = run_comparison(plan, overwrite=overwrite, progress=progress, report=report, jobs=jobs)
     paths, text, _ = write_comparison(plan, results)
     return paths, text

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from fedsparse.comparison.plan import CompareError, ComparePlan, PlannedRun
+from fedsparse.config import ExperimentConfig
 from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary, total_megabytes
 
 IGNORED_SECTIONS = ("output",)  # where a run is written and how it is shown: not what it computes
@@ -111,6 +112,20 @@ def _check_before_running(
     return pending
 
 
+def _prepare(run: PlannedRun, state: str, progress: bool) -> tuple[ExperimentConfig, int | None]:
+    """The config to run and, for an interrupted run of this very config, the round its
+    checkpoint completed (it continues from there)."""
+    resume_after = resumable_round(run) if state == "incomplete" else None
+    cfg = run.cfg.model_copy(deep=True)
+    cfg.output.progress = progress
+    (run.run_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a failed rerun must not look finished
+    return cfg, resume_after
+
+
+def _how(seconds: float, resume_after: int | None) -> str:
+    return f"{seconds:.1f} s" + ("" if resume_after is None else f" (resumed after round {resume_after})")
+
+
 def _run_one(
     run: PlannedRun, state: str, progress: bool, report: Callable[[str], None], label: str
 ) -> tuple[dict[str, Any], str]:
@@ -118,19 +133,55 @@ def _run_one(
     from fedsparse.runner import RunFailed, run_experiment
 
     started = time.perf_counter()
-    # an interrupted run of this very config continues from its checkpoint
-    resume_after = resumable_round(run) if state == "incomplete" else None
-    how = "" if resume_after is None else f" (resumed after round {resume_after})"
+    cfg, resume_after = _prepare(run, state, progress)
     if progress:
-        report(f"{label}: running{how}")
-    cfg = run.cfg.model_copy(deep=True)
-    cfg.output.progress = progress
-    (run.run_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a failed rerun must not look finished
+        report(f"{label}: running" + ("" if resume_after is None else f" (resumed after round {resume_after})"))
     try:
         summary = run_experiment(cfg, run.run_dir, resume=resume_after is not None)
     except RunFailed as error:
         raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
-    return summary, f"{time.perf_counter() - started:.1f} s{how}"
+    return summary, _how(time.perf_counter() - started, resume_after)
+
+
+def run_in_worker(resolved_config: str, run_dir: str, resume: bool) -> tuple[dict[str, Any], float]:
+    """One run in a worker process (``--jobs``), from its resolved YAML (which names the
+    plugins to import); its summary and seconds."""
+    from fedsparse.config import validate_config
+    from fedsparse.runner import run_experiment
+
+    started = time.perf_counter()
+    summary = run_experiment(validate_config(yaml.safe_load(resolved_config)), Path(run_dir), resume=resume)
+    return summary, time.perf_counter() - started
+
+
+def _run_parallel(
+    runs: list[PlannedRun], states: dict[Path, tuple[str, list[str]]], jobs: int, report: Callable[[str], None]
+) -> dict[Path, tuple[dict[str, Any], str]]:
+    """Run ``runs`` in ``jobs`` worker processes (each run exactly as it runs alone);
+    their summaries and how they went, by run folder."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from fedsparse.config import dump_config
+    from fedsparse.runner import RunFailed
+
+    report(f"running {len(runs)} runs, {jobs} at a time")
+    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for run in runs:
+            cfg, resume_after = _prepare(run, states[run.run_dir][0], progress=False)
+            future = pool.submit(run_in_worker, dump_config(cfg), str(run.run_dir), resume_after is not None)
+            futures[future] = run, resume_after
+        for future in as_completed(futures):
+            run, resume_after = futures[future]
+            try:
+                summary, seconds = future.result()
+            except RunFailed as error:
+                pool.shutdown(cancel_futures=True)
+                raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
+            outcomes[run.run_dir] = summary, _how(seconds, resume_after)
+    return outcomes
 
 
 def run_comparison(
@@ -139,8 +190,10 @@ def run_comparison(
     overwrite: bool = False,
     progress: bool = False,
     report: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> list[SeedResult]:
-    """Run (or reuse) every planned run; raises :class:`CompareError` for run folders of
+    """Run (or reuse) every planned run, ``jobs`` at a time (more than one: in worker
+    processes, without live progress); raises :class:`CompareError` for run folders of
     other configs and :class:`fedsparse.runner.RunFailed` for data problems (both before
     any run starts) or a failed run."""
     states = {run.run_dir: run_state(run) for run in plan.runs}
@@ -149,6 +202,7 @@ def run_comparison(
         f"comparing {len(plan.strategies)} strategies × {len(plan.seeds)} seeds on {plan.config} "
         f"in {plan.out} ({len(plan.runs) - len(pending)} of {len(plan.runs)} runs already done)"
     )
+    outcomes = _run_parallel(pending, states, jobs, report) if jobs > 1 and len(pending) > 1 else {}
     results = []
     for index, run in enumerate(plan.runs, start=1):
         label = f"[{index}/{len(plan.runs)}] {run.strategy} seed {run.seed}"
@@ -156,6 +210,8 @@ def run_comparison(
         reused = state == "done"
         if reused:
             summary, how = read_summary(run.run_dir), "reused"
+        elif run.run_dir in outcomes:
+            summary, how = outcomes[run.run_dir]
         else:
             summary, how = _run_one(run, state, progress, report, label)
         accuracy = "n/a" if summary.get("final_accuracy") is None else f"{summary['final_accuracy']:.4f}"
