@@ -97,3 +97,10 @@ class TrainingConfig(Strict):
         None, description="task streams: divide the learning rate when the task's validation loss stalls"
     )
     augment: AugmentConfig | None = Field(None, description="train-time image augmentation (null: none)")
+    restricted_softmax: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="FedRS (Li & Zhan, 2021): in local training, the logits of classes absent from the client's "
+        "data are scaled by this alpha (0: they get no update; null: off), against label skew",
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,6 +57,30 @@ def augmenter(cfg: AugmentConfig) -> Augment:
         return batch
 
     return apply
+
+
+class RestrictedSoftmax(nn.Module):
+    """FedRS's restricted softmax: ``model``'s logits of the classes not in ``present``
+    scaled by ``alpha``, so a client's update barely moves (alpha 0: does not move) the
+    classifier of classes it has no samples of. Training only; the model itself is shared
+    unchanged."""
+
+    def __init__(self, model: nn.Module, present: torch.Tensor, num_classes: int, alpha: float) -> None:
+        super().__init__()
+        self.model = model
+        scale = torch.full((num_classes,), alpha)
+        scale[present] = 1.0
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.scale
+
+
+def restricted(model: nn.Module, data: ArrayDataset, alpha: float) -> nn.Module:
+    """``model`` under a restricted softmax for ``data``'s classes."""
+    with torch.no_grad():
+        num_classes = int(model(torch.from_numpy(data.x[:1]).to(next(model.parameters()).device)).shape[1])
+    return RestrictedSoftmax(model, torch.from_numpy(np.unique(data.y)), num_classes, alpha)
 
 
 def train_epochs(
@@ -109,8 +134,11 @@ def fit(
 ) -> Stats:
     """A client's local training as configured: ``training.local_epochs`` epochs of the
     configured optimiser over the model's trainable parameters, at ``lr`` when given
-    (a schedule's current rate) else ``training.lr``."""
+    (a schedule's current rate) else ``training.lr``, under a restricted softmax when
+    ``training.restricted_softmax`` is set."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if training.restricted_softmax is not None and len(data):
+        model = restricted(model, data, training.restricted_softmax)
     return train_epochs(
         model,
         data,

@@ -118,28 +118,6 @@ def test_wrong_declarations_are_named(parquet_copy: Path) -> None:
     assert "my_digits2" not in DATASETS
 
 
-def test_augmentation_flips_and_crops_reproducibly() -> None:
-    import torch
-
-    from fedsparse.sections import AugmentConfig
-    from fedsparse.training import augmenter
-
-    batch = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
-    flipped = augmenter(AugmentConfig(flip=True))(batch.repeat(50, 1, 1, 1), torch.Generator().manual_seed(0))
-    kept = [bool(torch.equal(image, batch[i % 2])) for i, image in enumerate(flipped)]
-    assert 30 < sum(kept) < 70  # about half flipped
-    assert all(
-        k or torch.equal(image, batch[i % 2].flip(2)) for i, (image, k) in enumerate(zip(flipped, kept, strict=True))
-    )
-    crop = augmenter(AugmentConfig(crop_padding=1))
-    a, b = crop(batch, torch.Generator().manual_seed(1)), crop(batch, torch.Generator().manual_seed(1))
-    assert a.shape == batch.shape and torch.equal(a, b)
-    for image, original in zip(a, batch, strict=True):
-        padded = torch.nn.functional.pad(original, (1, 1, 1, 1))
-        windows = [padded[:, y : y + 4, x : x + 4] for y in range(3) for x in range(3)]
-        assert any(torch.equal(image, window) for window in windows)  # a 4×4 window of the padded image
-
-
 def test_a_text_column_becomes_hashed_token_counts(tmp_path: Path) -> None:
     """The text path's mechanics (no real text dataset is on this machine): every text a
     unit vector of token counts in F buckets, equal texts equal vectors."""
