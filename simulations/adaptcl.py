@@ -32,12 +32,14 @@ from fedsparse.results import read_metrics, read_summary, total_megabytes
 HIGH = "adaptcl_mnist_high.yaml"
 NON_IID = ["data.partition.method=shard", "data.partition.shards_per_client=4"]
 JITTER = ["federation.clock_jitter=0.2"]
+FEDRS = ["federation.restricted_softmax=0"]  # every strategy's clients, against label skew (docs/methods.md §2)
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
     "low heterogeneity": ("adaptcl_mnist_low.yaml", []),
     "high heterogeneity": (HIGH, []),
     "high heterogeneity, clock jitter ±20 %": (HIGH, JITTER),
     "high heterogeneity, non-IID": (HIGH, NON_IID),
     "high heterogeneity, non-IID, clock jitter ±20 %": (HIGH, [*NON_IID, *JITTER]),
+    "high heterogeneity, non-IID, restricted softmax": (HIGH, [*NON_IID, *FEDRS]),
     "high heterogeneity, 5 of 10 clients a round": (HIGH, ["federation.clients_per_round=5"]),
 }
 STRATEGY_NAMES = ("fedavg", "heterofl", "fedrolex", "adaptcl")
@@ -232,7 +234,9 @@ def main() -> None:
         f"Produced by `python simulations/adaptcl.py --seeds {args.seeds}`. Mean ± std over seeds "
         f"0..{args.seeds - 1}; every strategy runs on the same clients, data and device profiles "
         "(10 MNIST clients, ≤300 samples each, cnn [16, 32] + 128 hidden, 20 rounds, all clients "
-        "every round unless the scenario says otherwise; non-IID: 4 label shards per client). Times "
+        "every round unless the scenario says otherwise; non-IID: 4 label shards per client; restricted "
+        "softmax: every strategy's clients train with FedRS's restricted softmax at alpha 0, "
+        "`federation.restricted_softmax: 0`). Times "
         "are the simulation clock's: counted training FLOPs over each device's speed (1 GFLOP/s "
         "reference) plus counted bytes over its bandwidth, times a seeded factor in [0.8, 1.2] per client "
         "and round where the scenario has jitter; a round lasts as long as its slowest client. "
