@@ -30,6 +30,7 @@ from fedsparse import protocol
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
 from fedsparse.nodes import identity_reply
+from fedsparse.ray_grid import current_ray_node
 from fedsparse.task import ClientTask
 from fedsparse.training import evaluate as evaluate_model
 
@@ -75,16 +76,18 @@ def train_job(job: ClientJob, learner: Learner | None = None) -> RecordDict:
 def train(message: Message, context: Context) -> Message:
     """Train as the message says; the reply's metrics also carry the seconds it took here
     (``train-seconds``: the learner's whole job, training and its own evaluation; not the
-    one-time imports and data load, which would make every device's first round look slow)."""
+    one-time imports and data load, which would make every device's first round look slow),
+    and its ``runtime`` record where (device, Ray node) and when the job ran."""
     job = ClientJob(message, context, task_of(message, context))
     learner = LEARNERS.get(protocol.learner_of(job.config))()  # imports every learner the first time
     job.load_data()
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     content = train_job(job, learner)
     throttle(context, time.perf_counter() - started)
     metrics = protocol.metrics_of(content)
     if metrics is not None:
         metrics[protocol.TRAIN_SECONDS] = time.perf_counter() - started
+    content[protocol.RUNTIME] = protocol.runtime_record(job.device.type, current_ray_node(), began, time.time())
     return Message(content, reply_to=message)
 
 

@@ -76,10 +76,7 @@ class ClientJob:
 
     def load_data(self) -> None:
         """Load this process's copy of the run's data now (it is cached for every later job)."""
-        if self.task.tasks is not None:
-            self.task.continual_data(self.data_path)
-        else:
-            self.task.federated_data(self.data_path)
+        self.task.loaded_data(self.data_path)
 
     def received_model(self) -> torch.nn.Module:
         """The task's model at the shapes received (a pruned sub-model arrives narrower)."""

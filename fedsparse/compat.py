@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Error, Message
+from flwr.app import Context, Error, Message
 from flwr.clientapp.client_app import ClientAppException
 from flwr.common.config import get_project_dir
 from flwr.common.constant import (
@@ -26,6 +26,9 @@ from flwr.common.constant import (
     TASK_ID_NUM_BYTES,
     ErrorCode,
 )
+from flwr.common.serde import context_from_proto, context_to_proto, message_from_proto, message_to_proto
+from flwr.proto.message_pb2 import Context as ProtoContext
+from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.server.utils.validator import validate_message
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -38,8 +41,12 @@ __all__ = [
     "Run",
     "app_dir",
     "client_app_error",
+    "context_from_bytes",
+    "context_to_bytes",
     "flower_strategy_state",
     "lacks_query_handler",
+    "message_from_bytes",
+    "message_to_bytes",
     "new_run",
     "random_id",
     "restore_flower_strategy_state",
@@ -126,3 +133,25 @@ def restore_flower_strategy_state(strategy: object, state: dict[str, dict[str, n
             setattr(strategy, attribute, [arrays[str(index)] for index in range(len(arrays))])
         else:
             setattr(strategy, attribute, dict(arrays))
+
+
+def message_to_bytes(message: Message) -> bytes:
+    """A Message as Flower's protobuf (what its gRPC transport sends), metadata included."""
+    return bytes(message_to_proto(message).SerializeToString())
+
+
+def message_from_bytes(data: bytes) -> Message:
+    proto = ProtoMessage()
+    proto.ParseFromString(data)
+    return message_from_proto(proto)
+
+
+def context_to_bytes(context: Context) -> bytes:
+    """A node's Context (node config, state, run config) as Flower's protobuf."""
+    return bytes(context_to_proto(context).SerializeToString())
+
+
+def context_from_bytes(data: bytes) -> Context:
+    proto = ProtoContext()
+    proto.ParseFromString(data)
+    return context_from_proto(proto)

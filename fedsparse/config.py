@@ -98,8 +98,12 @@ class ClientResources(Strict):
 
 
 class EngineConfig(Strict):
-    backend: Literal["inline", "ray"] = Field("inline", description="inline: in-process; ray: Flower's Ray engine")
-    ray_address: str | None = Field(None, description="attach to this Ray cluster (backend ray)")
+    backend: Literal["inline", "ray", "flower-ray"] = Field(
+        "inline",
+        description="inline: in-process; ray: clients in Ray actors (GPU shares, clusters); "
+        "flower-ray: Flower's own Ray simulation engine",
+    )
+    ray_address: str | None = Field(None, description="attach to this Ray cluster (backend ray or flower-ray)")
     client_resources: ClientResources = ClientResources()
 
 
@@ -291,15 +295,35 @@ def _ray_installed() -> bool:
 
 
 def _engine_problems(cfg: ExperimentConfig) -> list[str]:
-    """The Ray engine's settings against the backend, and Ray being installed at all (it
-    comes with the ``simulation`` extra, not with the default install)."""
-    if cfg.engine.backend != "ray":
-        if cfg.engine.ray_address is not None:
-            return ["engine.ray_address: only the ray backend attaches to a cluster; set engine.backend: ray"]
+    """The Ray engines' settings against the backend, Ray being installed at all (it comes
+    with the ``simulation`` extra, not with the default install), and client resources
+    against the cluster's when one is named."""
+    engine = cfg.engine
+    if engine.backend == "inline":
+        if engine.ray_address is not None:
+            return ["engine.ray_address: only the Ray engines attach to a cluster; set engine.backend: ray"]
         return []
     if not _ray_installed():
-        return ["engine.backend: ray needs Ray, which is not installed: pip install 'fedsparse[simulation]'"]
-    return []
+        return [
+            f"engine.backend: {engine.backend} needs Ray, which is not installed: pip install 'fedsparse[simulation]'"
+        ]
+    if engine.ray_address is None:
+        return []
+    from fedsparse.ray_grid import cluster_resources
+
+    try:
+        totals = cluster_resources(engine.ray_address)
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError, …
+        return [f"engine.ray_address: cannot attach to a Ray cluster at {engine.ray_address}: {error}"]
+    problems = []
+    for field, total in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        asked = getattr(engine.client_resources, field)
+        if asked > totals.get(total, 0.0):
+            problems.append(
+                f"engine.client_resources.{field}: {asked:g} per client, but the cluster at "
+                f"{engine.ray_address} has {totals.get(total, 0.0):g} {total} in all"
+            )
+    return problems
 
 
 def semantic_problems(cfg: ExperimentConfig) -> list[str]:

@@ -1,38 +1,32 @@
-"""Run a ServerApp and a ClientApp on the configured engine: inline (in-process) or Ray.
+"""Run a ServerApp and a ClientApp on the configured engine.
 
-Both engines run the very same apps; ``engine.backend`` only picks how messages travel.
-Ray stays the engine for GPUs shared by parallel clients and for clusters
-(``engine.ray_address``); the inline engine (:mod:`fedsparse.inline`) is the fast one on
-a single machine.
+Every engine runs the very same apps; ``engine.backend`` only picks how messages travel:
+
+* ``inline``: in this process (:mod:`fedsparse.inline`), the fast one on one machine;
+* ``ray``: clients in Ray actors (:mod:`fedsparse.ray_grid`), for GPUs shared by
+  parallel clients and for clusters (``engine.ray_address``);
+* ``flower-ray``: Flower's own Ray simulation engine (``flwr.simulation.run_simulation``),
+  the reference the other two are checked against.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
 from flwr.clientapp import ClientApp
-from flwr.serverapp import ServerApp
+from flwr.serverapp import Grid, ServerApp
 
+from fedsparse.compat import Run
 from fedsparse.config import ExperimentConfig
+from fedsparse.ray_grid import ray_init_args
 
 
 def ray_backend_config(cfg: ExperimentConfig) -> dict:
-    """Client resources from the config; a private Ray instance unless an address is set.
-
-    ``ray.init()`` with no address attaches to any cluster another process started on
-    the machine, so the default is ``address="local"``.
-    """
+    """Flower's Ray engine: client resources from the config, Ray started as :func:`ray_init_args` says."""
     resources = cfg.engine.client_resources
-    init_args: dict[str, object] = {
-        "address": cfg.engine.ray_address or "local",
-        "logging_level": logging.ERROR,
-        "log_to_driver": False,
-    }
     return {
         "client_resources": {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus},
-        "init_args": init_args,
+        "init_args": ray_init_args(cfg.engine.ray_address),
     }
 
 
@@ -50,39 +44,72 @@ def run_engine(
 ) -> None:
     """Run on ``cfg.engine.backend``; blocks until the ServerApp returns.
 
-    ``client_state_root``: nodes keep their state on disk there (inline engine only: Ray's
-    simulated nodes get no node config beyond their partition).
+    ``client_state_root``: nodes keep their state on disk there (inline engine only: on
+    Ray they may run on another machine; Flower's nodes get no node config beyond their
+    partition).
     """
-    client_app = client_app or _fedsparse_client_app()
     if cfg.engine.backend == "inline":
-        run_inline(cfg, server_app, client_app, client_state_root)
+        run_inline(cfg, server_app, client_app or _fedsparse_client_app(), client_state_root)
+    elif cfg.engine.backend == "ray":
+        run_on_ray(cfg, server_app, client_app or _fedsparse_client_app())
     else:
-        run_on_ray(cfg, server_app, client_app)
+        run_on_flower_ray(cfg, server_app, client_app or _fedsparse_client_app())
+
+
+def serve_on(grid: Grid, server_app: ServerApp, run: Run) -> None:
+    """Run ``server_app`` on ``grid`` in this thread, with the run's ids as
+    ``flwr.simulation.run_simulation`` sets them up (Messages the ServerApp builds carry a
+    valid run id and source node)."""
+    from flwr.app import Context, RecordDict
+
+    from fedsparse.compat import SUPERLINK_NODE_ID
+
+    server_app(
+        grid, Context(run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={})
+    )
 
 
 def run_inline(
     cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp, client_state_root: Path | None = None
 ) -> None:
-    """The ServerApp in this thread, each message a direct ClientApp call.
-
-    The run and task identity are set up as ``flwr.simulation.run_simulation`` does, so
-    Messages the ServerApp builds carry a valid run id and source node.
-    """
-    from flwr.app import Context, RecordDict
-
-    from fedsparse.compat import SUPERLINK_NODE_ID, new_run
+    """The ServerApp in this thread, each message a direct ClientApp call."""
+    from fedsparse.compat import new_run
     from fedsparse.inline import InlineGrid, client_threads
 
     run = new_run()
     threads = client_threads(cfg.engine.client_resources.num_cpus)
-    grid = InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads, state_root=client_state_root)
-    context = Context(run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={})
-    server_app(grid, context)
+    serve_on(
+        InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads, state_root=client_state_root),
+        server_app,
+        run,
+    )
 
 
 def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
+    """fedsparse's Ray engine (:class:`fedsparse.ray_grid.RayGrid`) on a private Ray, or on
+    the cluster at ``engine.ray_address``; its actors and the driver's Ray connection are
+    stopped afterwards, always."""
+    import ray
+
+    from fedsparse.compat import new_run
+    from fedsparse.ray_grid import RayGrid
+    from fedsparse.task import ClientTask
+
+    ray.init(**ray_init_args(cfg.engine.ray_address))
+    try:
+        run = new_run()
+        task = ClientTask.from_experiment(cfg)
+        grid = RayGrid(client_app, task, cfg.federation.num_clients, run, cfg.engine.client_resources)
+        try:
+            serve_on(grid, server_app, run)
+        finally:
+            grid.close()
+    finally:
+        ray.shutdown()
+
+
+def run_on_flower_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
     """Flower's simulation engine; Ray is shut down afterwards, always."""
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import ray
     from flwr.simulation import run_simulation
 

@@ -181,15 +181,24 @@ class InlineGrid(Grid):
     def _call(self, message: Message) -> Message:
         """Run the ClientApp on a copy of ``message``; commit the node's Context on success."""
         node_id = message.metadata.dst_node_id
-        context = copy.deepcopy(self._contexts[node_id])
-        received = copy.deepcopy(message)
-        received.metadata.delivered_at = str(time.time())
-        try:
-            with isolated_client(self._threads):
-                reply = self._app(received, context)
+        reply, context = call_client_app(
+            self._app, copy.deepcopy(message), copy.deepcopy(self._contexts[node_id]), self._threads
+        )
+        if context is not None:
             self._contexts[node_id] = context
-        except Exception as ex:  # a client's fault becomes its error reply, as on Ray
-            log.error("ClientApp of node %s raised: %s\n%s", node_id, ex, traceback.format_exc())
-            reply = client_app_error(ex, received)
         set_message_id(reply, str(uuid4()))
         return reply
+
+
+def call_client_app(app: ClientApp, message: Message, context: Context, threads: int) -> tuple[Message, Context | None]:
+    """Deliver ``message`` to ``app`` with ``context`` (both the callee's own copies): the
+    reply, and the node's new Context (None when the ClientApp raised: its error reply, as
+    Flower's engines send, and the old Context stays)."""
+    message.metadata.delivered_at = str(time.time())
+    try:
+        with isolated_client(threads):
+            reply = app(message, context)
+    except Exception as ex:  # a client's fault becomes its error reply, as on Ray
+        log.error("ClientApp of node %s raised: %s\n%s", message.metadata.dst_node_id, ex, traceback.format_exc())
+        return client_app_error(ex, message), None
+    return reply, context

@@ -16,6 +16,7 @@ record                    kind            contents
 ``adaptive``              ArrayRecord     FedWeIT: a finished task's sparse A (reply)
 ``knowledge``             ArrayRecord     FedWeIT: the other clients' A (``kb<j>.<name>``)
 ``identity``              ConfigRecord    the answer to the server's identity query
+``runtime``               ConfigRecord    a training reply: where and when the client ran
 ========================  ==============  ===============================================
 
 Algorithm-specific client hyperparameters travel as one JSON object under
@@ -40,6 +41,7 @@ KEPT = "kept"
 ADAPTIVE = "adaptive"
 KNOWLEDGE = "knowledge"
 IDENTITY = "identity"
+RUNTIME = "runtime"
 
 # ---------------------------------------------------------------- config keys (server → client)
 SERVER_ROUND = "server-round"  # Flower's key: the round a message belongs to
@@ -82,6 +84,13 @@ RUN_CONFIG_TABLE = "fedsparse"  # [tool.flwr.app.config.fedsparse]: an experimen
 
 # ---------------------------------------------------------------- the learners' names
 PLAIN = "plain"  # the default learner: train the model received
+
+
+# ---------------------------------------------------------------- runtime record keys
+RAN_ON_NODE = "node"  # the Ray node a simulated client ran on (absent off Ray)
+DEVICE = "device"  # the torch device type it trained on: "cuda" or "cpu"
+STARTED_AT = "started-at"  # wall-clock time.time() when the training job began there
+FINISHED_AT = "finished-at"  # ... and when it ended
 
 
 # ---------------------------------------------------------------- typed helpers
@@ -186,3 +195,24 @@ def split_knowledge_key(key: str) -> tuple[str, str]:
     """The inverse of :func:`knowledge_key`: ``(entry, layer name)``."""
     entry, _, name = key.partition(".")
     return entry, name
+
+
+def runtime_record(device: str, node: str | None, started: float, finished: float) -> ConfigRecord:
+    """A training reply's ``runtime`` record."""
+    record = ConfigRecord({DEVICE: device, STARTED_AT: started, FINISHED_AT: finished})
+    if node is not None:
+        record[RAN_ON_NODE] = node
+    return record
+
+
+def runtime_of(content: RecordDict) -> dict[str, Any]:
+    """A reply's ``runtime`` record as a metrics row's client fields (``device``, ``node``,
+    ``started``, ``finished``); empty if the reply has none."""
+    record = content.config_records.get(RUNTIME)
+    if record is None:
+        return {}
+    fields = {"device": record.get(DEVICE), "node": record.get(RAN_ON_NODE)}
+    for field, key in (("started", STARTED_AT), ("finished", FINISHED_AT)):
+        value = record.get(key)
+        fields[field] = round(float(value), 3) if isinstance(value, (int, float)) else None
+    return fields

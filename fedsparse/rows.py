@@ -1,6 +1,7 @@
 """One round's metrics row, as the round loop knows it (evaluators add theirs):
 bytes per direction and per client, who was rejected and why, training metrics, and
-wall and simulated seconds."""
+wall and simulated seconds; per accepted client also where and when it ran (``device``,
+``node`` on Ray, ``started`` and ``finished`` wall-clock times) as its reply says."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ if TYPE_CHECKING:
 
 def round_row(loop: RoundLoop, server_round: int, outcome: RoundOutcome, seconds: float) -> dict[str, Any]:
     ledger, client_of = loop.ledger, loop.directory.client_of
-    examples = {}
+    examples, runtime = {}, {}
     for reply in outcome.accepted:
+        client = client_of(reply.metadata.src_node_id)
         metrics = protocol.metrics_of(reply.content)
         if metrics is not None:
-            examples[client_of(reply.metadata.src_node_id)] = protocol.num_examples(metrics)
+            examples[client] = protocol.num_examples(metrics)
+        runtime[client] = protocol.runtime_of(reply.content)
     return {
         "round": server_round,
         "skipped": outcome.skipped,
@@ -34,6 +37,7 @@ def round_row(loop: RoundLoop, server_round: int, outcome: RoundOutcome, seconds
                 "bitwidth": loop.federation.precision_of(client).label,
                 "pruned_rate": capabilities.pruned_rate(loop.strategy, client),
                 "sim_seconds": round(outcome.client_seconds.get(client, 0.0), 4),
+                **runtime.get(client, {}),
             }
             for client, counts in ledger.round_clients(server_round).items()
         ],

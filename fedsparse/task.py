@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
     from fedsparse.config import ExperimentConfig
 
+# Data an engine loaded once and handed to this process (ClientTask.use_data), by the
+# task's data identity; a device's own data path bypasses it.
+_SHARED_DATA: dict[str, FederatedData | ContinualData] = {}
+
 
 class ClientTask(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,8 +78,27 @@ class ClientTask(BaseModel):
         import_plugins(raw.get("plugins", []) if isinstance(raw, dict) else [])
         return cls.model_validate(raw)
 
+    def loaded_data(self, data_path: str | None = None) -> FederatedData | ContinualData:
+        """This process's copy of the run's data: the task streams, else the partitions
+        (loaded on first use, cached for every later job)."""
+        return self.continual_data(data_path) if self.tasks is not None else self.federated_data(data_path)
+
+    def use_data(self, data: FederatedData | ContinualData) -> None:
+        """Serve ``data`` (what :meth:`loaded_data` gave in another process, e.g. read from
+        Ray's object store without a copy) as this process's copy, instead of loading it."""
+        _SHARED_DATA[self._data_identity()] = data
+
+    def _data_identity(self) -> str:
+        return self.model_dump_json(include={"seed", "data", "num_clients"})
+
+    def _shared(self, data_path: str | None) -> FederatedData | ContinualData | None:
+        return _SHARED_DATA.get(self._data_identity()) if data_path is None else None
+
     def federated_data(self, data_path: str | None = None) -> FederatedData:
         """``data_path`` lets a deployed device point at its own copy of the data."""
+        shared = self._shared(data_path)
+        if isinstance(shared, FederatedData):
+            return shared
         data = self.data
         return load_federated_data(
             data.dataset,
@@ -95,6 +118,9 @@ class ClientTask(BaseModel):
         """The clients' task streams (``data.tasks``); only for continual runs."""
         if self.data.tasks is None:
             raise ValueError("this run has no task streams (data.tasks is not set)")
+        shared = self._shared(data_path)
+        if isinstance(shared, ContinualData):
+            return shared
         return load_continual_data(
             self.data.dataset,
             data_path or self.data.path,

@@ -3,6 +3,8 @@ evaluation and the benchmark's reference loop (so the comparison is like for lik
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -12,6 +14,8 @@ from torch import nn
 
 from fedsparse.data import ArrayDataset
 from fedsparse.sections import AugmentConfig, TrainingConfig
+
+log = logging.getLogger(__name__)
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -34,8 +38,17 @@ def make_optimizer(
 
 
 def pick_device(use_gpu: bool) -> torch.device:
-    """CUDA only when the client was given a GPU share and a GPU is visible to it."""
+    """CUDA only when the client was given a GPU share and a GPU is visible to it; a share
+    without one (a GPU only declared to Ray, a CPU build of torch) trains on the CPU, with
+    a warning the first time."""
+    if use_gpu and not torch.cuda.is_available():
+        _warn_no_cuda()
     return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def _warn_no_cuda() -> None:
+    log.warning("given a GPU share, but CUDA is not available in this process: training on the CPU")
 
 
 def augmenter(cfg: AugmentConfig) -> Augment:

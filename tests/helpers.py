@@ -43,11 +43,16 @@ def config_of(name: str, *overrides: str):  # type: ignore[no-untyped-def]
 
 
 TIMINGS = ("round_seconds", "wall_seconds")  # wall-clock fields: they differ between any two runs
+CLIENT_PLACEMENT = ("started", "finished", "node")  # where and when a client ran: differ likewise
 
 
 def without_timings(record: dict) -> dict:  # type: ignore[type-arg]
-    """A metrics row or summary without its wall-clock fields, to compare two runs."""
-    return {key: value for key, value in record.items() if key not in TIMINGS}
+    """A metrics row or summary without its wall-clock fields (its clients' included), to
+    compare two runs."""
+    kept = {key: value for key, value in record.items() if key not in TIMINGS}
+    if "clients" in kept:
+        kept["clients"] = [{k: v for k, v in c.items() if k not in CLIENT_PLACEMENT} for c in kept["clients"]]
+    return kept
 
 
 def simulate(config: str, out: Path, *overrides: str, client_app=None) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def,type-arg]

@@ -40,6 +40,7 @@ class RoundLog(Callback):
         cfg = loop.federation.cfg
         self.ledger, self.rounds = loop.ledger, cfg.federation.rounds
         found = len(loop.directory.clients())
+        self.gpu_share = cfg.engine.client_resources.num_gpus > 0
         log.info(
             "%s on %s: %d clients (%d found), rounds %d-%d",
             cfg.strategy.name,
@@ -52,6 +53,10 @@ class RoundLog(Callback):
 
     def after_round(self, result: RoundResult) -> None:
         log.info(round_line(result, self.rounds, self.ledger))
+        on_cpu = [c["id"] for c in (result.row or {}).get("clients", []) if c.get("device") == "cpu"]
+        if self.gpu_share and on_cpu:
+            log.warning("clients %s were given a GPU share but trained on the CPU: no CUDA where they ran", on_cpu)
+            self.gpu_share = False  # said once
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
         log.info("finished: final accuracy %s", summary.get("final_accuracy"))

@@ -1,0 +1,197 @@
+"""The Ray engine: the inline engine's Grid with its clients in Ray actors.
+
+:class:`RayGrid` keeps every node's ``Context`` on the driver, as :class:`InlineGrid`
+does, and runs ClientApp calls in a pool of long-lived Ray actors (one per
+``client_resources`` share the cluster can hold, spread over its nodes). What makes it
+lean next to Flower's Ray engine, which pickles the ClientApp, the Message and the
+Context into one blocking actor call per message and polls a LinkState on both sides:
+
+* the run's data is loaded once, by the driver, and put in Ray's object store; each
+  actor reads it from there without a copy (:meth:`ClientTask.use_data`);
+* each actor builds the ClientApp once and keeps it (and its imports) warm;
+* a round's messages go out in cohorts, a few clients per actor call, and the next
+  cohort goes to whichever actor is free first.
+
+Messages and Contexts cross to the actors as Flower's protobuf (:mod:`fedsparse.compat`),
+never pickled. A client call is exactly the inline engine's (:func:`call_client_app`: its
+own copies, its torch thread count, its own RNG), so a seed gives the same bytes and
+metrics on both engines. A reply that would arrive after ``send_and_receive``'s timeout
+is dropped and its node's Context is not updated; the actor finishes the call first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from flwr.app import Message
+from flwr.clientapp import ClientApp
+
+from fedsparse.compat import (
+    Run,
+    context_from_bytes,
+    context_to_bytes,
+    message_from_bytes,
+    message_to_bytes,
+    set_message_id,
+    set_task_identity,
+)
+from fedsparse.inline import InlineGrid, call_client_app, client_threads
+
+if TYPE_CHECKING:
+    from fedsparse.config import ClientResources
+    from fedsparse.task import ClientTask
+
+log = logging.getLogger(__name__)
+
+COHORTS_PER_ACTOR = 2  # a round's messages are cut into this many cohorts per actor
+
+
+class ClientWorker:
+    """One Ray actor: a warm ClientApp that runs cohorts of client calls."""
+
+    def __init__(self, client_app: ClientApp, task_json: str, data: Any, threads: int, run_id: int) -> None:
+        """``data``: the run's data as the driver loaded it (Ray resolves the object-store
+        reference to arrays read in place)."""
+        from fedsparse.task import ClientTask
+
+        self._app = client_app
+        self._threads = threads
+        ClientTask.model_validate_json(task_json).use_data(data)
+        set_task_identity(run_id, None, None)  # replies are stamped with the run, as on Flower's engines
+
+    def call(self, jobs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes | None]]:
+        """Each (message, context) in turn: the reply and the new context (None: the call raised)."""
+        done: list[tuple[bytes, bytes | None]] = []
+        for message, context in jobs:
+            reply, new_context = call_client_app(
+                self._app, message_from_bytes(message), context_from_bytes(context), self._threads
+            )
+            done.append((message_to_bytes(reply), None if new_context is None else context_to_bytes(new_context)))
+        return done
+
+
+def actor_count(resources: ClientResources, cluster: dict[str, float], clients: int) -> int:
+    """How many actors of ``resources`` the cluster's totals hold at once (at most one per client)."""
+    fits = math.floor(cluster.get("CPU", 0.0) / resources.num_cpus + 1e-9)
+    if resources.num_gpus > 0:
+        fits = min(fits, math.floor(cluster.get("GPU", 0.0) / resources.num_gpus + 1e-9))
+    if fits < 1:
+        raise RuntimeError(f"the Ray cluster ({cluster}) cannot hold one client of {resources.model_dump()}")
+    return min(fits, clients)
+
+
+class RayGrid(InlineGrid):
+    """A Grid whose nodes' ClientApp calls run in Ray actors (see the module docstring)."""
+
+    def __init__(
+        self,
+        client_app: ClientApp,
+        task: ClientTask,
+        num_nodes: int,
+        run: Run,
+        resources: ClientResources,
+        *,
+        state_root: Path | None = None,
+    ) -> None:
+        """Ray must be initialised; the actors start here and stop with :meth:`close`."""
+        import ray
+
+        super().__init__(client_app, num_nodes, run, state_root=state_root)
+        threads = client_threads(resources.num_cpus)
+        data = ray.put(task.loaded_data())
+        worker = ray.remote(ClientWorker).options(
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus,
+            scheduling_strategy="SPREAD",
+        )
+        count = actor_count(resources, ray.cluster_resources(), num_nodes)
+        self._actors: list[Any] = [
+            worker.remote(client_app, task.model_dump_json(), data, threads, run.run_id) for _ in range(count)
+        ]
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._deliver([self._pending.pop(i) for i in message_ids if i in self._pending], math.inf)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        ids = list(self.push_messages(messages))
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        return self._deliver([self._pending.pop(i) for i in ids], deadline)
+
+    def _deliver(self, messages: list[Message], deadline: float) -> list[Message]:
+        """Run every message's ClientApp call on the actors, cohort by cohort; the replies
+        that came back before ``deadline``, in the messages' order."""
+        import ray
+
+        size = max(1, math.ceil(len(messages) / (COHORTS_PER_ACTOR * len(self._actors))))
+        cohorts = [messages[start : start + size] for start in range(0, len(messages), size)]
+        replies: dict[str, Message] = {}
+        running: dict[Any, tuple[Any, list[Message]]] = {}
+        free = list(self._actors)
+        while cohorts or running:
+            while cohorts and free:
+                actor, cohort = free.pop(), cohorts.pop(0)
+                jobs = [(message_to_bytes(m), context_to_bytes(self._contexts[m.metadata.dst_node_id])) for m in cohort]
+                running[actor.call.remote(jobs)] = (actor, cohort)
+            wait = None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=wait)
+            if not ready:
+                log.warning("round timeout: %d client calls still running get no reply", len(running))
+                break
+            actor, cohort = running.pop(ready[0])
+            free.append(actor)
+            for message, (reply, context) in zip(cohort, ray.get(ready[0]), strict=True):
+                replies[message.metadata.message_id] = self._received(message, reply, context)
+        return [replies[m.metadata.message_id] for m in messages if m.metadata.message_id in replies]
+
+    def _received(self, message: Message, reply_bytes: bytes, context_bytes: bytes | None) -> Message:
+        if context_bytes is not None:
+            self._contexts[message.metadata.dst_node_id] = context_from_bytes(context_bytes)
+        reply = message_from_bytes(reply_bytes)
+        set_message_id(reply, str(uuid4()))
+        return reply
+
+
+def ray_init_args(address: str | None) -> dict[str, Any]:
+    """``ray.init`` arguments: a private local Ray unless ``address`` names a cluster
+    (``ray.init()`` with no address would attach to any cluster another process started)."""
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    return {"address": address or "local", "logging_level": logging.ERROR, "log_to_driver": False}
+
+
+def cluster_resources(address: str) -> dict[str, float]:
+    """The resource totals of the Ray cluster at ``address`` (attaches for the reading only,
+    unless this process is attached already)."""
+    import ray
+
+    if ray.is_initialized():
+        return dict(ray.cluster_resources())
+    ray.init(**ray_init_args(address))
+    try:
+        return dict(ray.cluster_resources())
+    finally:
+        ray.shutdown()
+
+
+def current_ray_node() -> str | None:
+    """The id of the Ray node this process runs on, None outside Ray (checked without
+    importing Ray where nothing has)."""
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
