@@ -211,7 +211,7 @@ def runtime_of(content: RecordDict) -> dict[str, Any]:
     record = content.config_records.get(RUNTIME)
     if record is None:
         return {}
-    fields = {"device": record.get(DEVICE), "node": record.get(RAN_ON_NODE)}
+    fields = {DEVICE: record.get(DEVICE), RAN_ON_NODE: record.get(RAN_ON_NODE)}
     for field, key in (("started", STARTED_AT), ("finished", FINISHED_AT)):
         value = record.get(key)
         fields[field] = round(float(value), 3) if isinstance(value, (int, float)) else None

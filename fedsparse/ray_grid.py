@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REACH_SECONDS = 5.0  # how long a cluster's head may take to accept a connection
 COHORTS_PER_ACTOR = 2  # a round's messages are cut into this many cohorts per actor
 
 
@@ -175,11 +177,15 @@ def ray_init_args(address: str | None) -> dict[str, Any]:
 
 def cluster_resources(address: str) -> dict[str, float]:
     """The resource totals of the Ray cluster at ``address`` (attaches for the reading only,
-    unless this process is attached already)."""
+    unless this process is attached already); ``OSError`` at once if a ``host:port``
+    address does not answer."""
     import ray
 
     if ray.is_initialized():
         return dict(ray.cluster_resources())
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit():  # Ray itself would retry an unreachable head for minutes
+        socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
     ray.init(**ray_init_args(address))
     try:
         return dict(ray.cluster_resources())

@@ -54,7 +54,7 @@ def test_set_switches_strategy_without_other_edits(quickstart_raw: dict) -> None
         ("data.partition.method=random", "data.partition.method: must be one of"),
         ("model.options={widthz: 3}", "model.options: "),
         ("engine.backend=dask", "engine.backend: must be one of"),
-        ("engine.ray_address=auto", "engine.ray_address: only the ray backend"),
+        ("engine.ray_address=auto", "engine.ray_address: only the Ray engines"),
     ],
 )
 def test_bad_field_is_named(quickstart_raw: dict, override: str, expected: str) -> None:

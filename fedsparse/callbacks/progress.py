@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from fedsparse import protocol
 from fedsparse.callbacks.base import Callback, RoundResult
 from fedsparse.results import megabytes
 
@@ -53,7 +54,7 @@ class RoundLog(Callback):
 
     def after_round(self, result: RoundResult) -> None:
         log.info(round_line(result, self.rounds, self.ledger))
-        on_cpu = [c["id"] for c in (result.row or {}).get("clients", []) if c.get("device") == "cpu"]
+        on_cpu = [c["id"] for c in (result.row or {}).get("clients", []) if c.get(protocol.DEVICE) == "cpu"]
         if self.gpu_share and on_cpu:
             log.warning("clients %s were given a GPU share but trained on the CPU: no CUDA where they ran", on_cpu)
             self.gpu_share = False  # said once
