@@ -1,4 +1,4 @@
-"""What does the engine cost? One FedAvg workload, three ways, side by side in one run.
+"""What does the engine cost? One FedAvg workload, four ways, side by side in one run.
 
 Columns, each a fresh subprocess measured the same way:
 
@@ -7,13 +7,18 @@ Columns, each a fresh subprocess measured the same way:
    ``train_epochs``/``evaluate``, Flower FedAvg's example-weighted float32 average in
    client-id order, the test evaluation in the last round) with no messages at all;
 2. **inline**: ``fedsparse run`` on the inline engine (:mod:`fedsparse.inline`);
-3. **ray**: ``fedsparse run`` on Flower's Ray simulation engine, one actor per CPU.
+3. **ray**: ``fedsparse run`` on fedsparse's Ray engine (:mod:`fedsparse.ray_grid`),
+   one actor per CPU (up to 10,000 registered clients);
+4. **flower-ray**: ``fedsparse run`` on Flower's own Ray simulation engine, one actor per
+   CPU (up to 1,000 registered clients: its node discovery is one blocking call per node).
 
-Rows: 10, 100, 1000 and 10,000 registered clients with the 105k-parameter CNN, plus a
-1M-parameter CNN; always 10 clients per round holding at most 64 MNIST samples each
-(10,000 clients share 60,000 samples: 6 each there). Plain and inline train each client
-with the same torch thread count, so their accuracies must agree exactly; Ray's actors
-get one thread each (its fastest setting here), so its accuracy is close, not equal.
+Rows: 10, 100, 1000 and 10,000 registered clients with 10 a round, 100,000 registered
+clients with 100 and with 1,000 a round (cross-device scale), all with the
+105k-parameter CNN, plus a 1M-parameter CNN at 100 clients. Every client draws 64 MNIST
+training samples of its own (``partition.method: resample``, so 60,000 samples serve any
+number of clients). Plain and inline train each client with the same torch thread count,
+so their accuracies must agree exactly; the Ray engines' actors get one thread each
+(their fastest setting here), so theirs is close, not equal.
 
 Measurements:
 
@@ -51,15 +56,20 @@ import yaml
 from fedsparse.results import METRICS_FILE, read_metrics
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
-COLUMNS = ("plain", "inline", "ray")
+COLUMNS = ("plain", "inline", "ray", "flower-ray")
+RAY_UP_TO = {"ray": 10_000, "flower-ray": 1_000}  # registered clients; beyond, a column is not run
 BIG_CNN = {"channels": [32, 64], "hidden": 320}  # 1.03M parameters on MNIST
 
 
 @dataclass
 class Scenario:
     clients: int
+    per_round: int
     model_options: dict  # type: ignore[type-arg]
     label: str
+
+    def columns(self) -> list[str]:
+        return [c for c in COLUMNS if self.clients <= RAY_UP_TO.get(c, self.clients)]
 
 
 @dataclass
@@ -117,19 +127,19 @@ class TreeMemory:
 
 # ----------------------------------------------------------------------------- runs
 def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, backend: str) -> Path:
-    cpus = 1 if backend == "ray" else args.threads
+    cpus = 1 if backend in RAY_UP_TO else args.threads
     config = {
         "seed": 0,
         "data": {
             "dataset": "mnist",
             "path": str(args.data),
             "val_fraction": 0.0,
-            "partition": {"method": "iid", "max_samples_per_client": args.samples},
+            "partition": {"method": "resample", "samples_per_client": args.samples},
         },
         "model": {"name": "cnn", "options": scenario.model_options},
         "federation": {
             "num_clients": scenario.clients,
-            "clients_per_round": args.per_round,
+            "clients_per_round": scenario.per_round,
             "rounds": args.rounds,
             "local_epochs": 1,
             "batch_size": 32,
@@ -139,7 +149,7 @@ def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, bac
         },
         "strategy": {"name": "fedavg"},
         "engine": {
-            "backend": "ray" if backend == "ray" else "inline",
+            "backend": "inline" if backend == "plain" else backend,
             "client_resources": {"num_cpus": cpus, "num_gpus": 0},
         },
         "output": {"plots": False, "progress": False},
@@ -248,8 +258,9 @@ def best(results: list[Result | str]) -> Result | str:
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
-    rows = [Scenario(n, {}, "cnn 105k") for n in args.clients]
-    rows.append(Scenario(args.big_clients, BIG_CNN, "cnn 1.03M"))
+    rows = [Scenario(n, args.per_round, {}, "cnn 105k") for n in args.clients]
+    rows += [Scenario(args.cross_device, n, {}, "cnn 105k") for n in args.cross_device_per_round]
+    rows.append(Scenario(args.big_clients, args.per_round, BIG_CNN, "cnn 1.03M"))
     return rows
 
 
@@ -258,7 +269,9 @@ def main() -> None:
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[10, 100, 1000, 10000])
     parser.add_argument("--big-clients", type=int, default=100, help="registered clients for the 1M model row")
     parser.add_argument("--per-round", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=64, help="max samples per client")
+    parser.add_argument("--cross-device", type=int, default=100_000, help="registered clients, cross-device rows")
+    parser.add_argument("--cross-device-per-round", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000])
+    parser.add_argument("--samples", type=int, default=64, help="samples each client draws")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="torch threads per client (plain, inline)"
@@ -278,14 +291,15 @@ def main() -> None:
     table: list[tuple[Scenario, dict[str, Result | str]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         for index, scenario in enumerate(scenarios(args)):
-            runs: dict[str, list[Result | str]] = {backend: [] for backend in COLUMNS}
+            runs: dict[str, list[Result | str]] = {backend: [] for backend in scenario.columns()}
             for repeat in range(args.repeats):  # interleaved, so a slow spell hits every column
-                for backend in COLUMNS:
+                for backend in scenario.columns():
                     folder = Path(tmp) / f"{index}-{backend}-{repeat}"
                     folder.mkdir()
                     config = write_config(folder, scenario, args, backend)
                     print(
-                        f"{scenario.clients} clients, {scenario.label}: {backend} ({repeat + 1}/{args.repeats}) ...",
+                        f"{scenario.clients} clients ({scenario.per_round} a round), {scenario.label}: {backend} "
+                        f"({repeat + 1}/{args.repeats}) ...",
                         flush=True,
                     )
                     runs[backend].append(
@@ -295,30 +309,38 @@ def main() -> None:
 
     print()
     print(
-        f"MNIST FedAvg, {args.per_round} clients per round, <= {args.samples} samples each, {args.rounds} rounds, "
-        f"{os.cpu_count()} CPUs; plain and inline: {args.threads} torch threads per client; "
-        "ray: 1 CPU (1 thread) per actor, actors in parallel"
+        f"MNIST FedAvg, {args.samples} samples drawn per client, {args.rounds} rounds, {os.cpu_count()} CPUs; "
+        f"plain and inline: {args.threads} torch threads per client; ray engines: 1 CPU (1 thread) per actor, "
+        "actors in parallel"
     )
-    print("| clients | model | engine | s/round | × plain | first round s | peak GB | × plain | accuracy |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    head = ["clients", "per round", "model", "engine", "s/round", "× plain", "× inline", "first round s"]
+    head += ["peak GB", "× plain", "accuracy"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     ratios: list[float] = []
     for scenario, results in table:
-        plain = results["plain"]
-        for backend in COLUMNS:
-            result = results[backend]
-            if isinstance(result, str):
-                print(f"| {scenario.clients} | {scenario.label} | {backend} | {result} | | | | | |")
-                continue
-            time_ratio = result.per_round / plain.per_round if isinstance(plain, Result) else float("nan")
-            mem_ratio = result.peak_bytes / plain.peak_bytes if isinstance(plain, Result) else float("nan")
-            if backend == "inline":
-                ratios.append(time_ratio)
-            print(
-                f"| {scenario.clients} | {scenario.label} | {backend} | {result.per_round:.3f} | {time_ratio:.2f} "
-                f"| {result.first_round:.1f} | {result.peak_bytes / 1e9:.2f} | {mem_ratio:.2f} "
-                f"| {result.accuracy:.4f} |"
-            )
+        for backend, result in results.items():
+            ratios += report_row(scenario, backend, result, results["plain"], results["inline"])
     print(f"ratio={max(ratios):.2f}")
+
+
+def report_row(
+    scenario: Scenario, backend: str, result: Result | str, plain: Result | str, inline: Result | str
+) -> list[float]:
+    """Print one table row; the inline/plain time ratio of an inline row."""
+    head = f"| {scenario.clients} | {scenario.per_round} | {scenario.label} | {backend} |"
+    if isinstance(result, str):
+        print(f"{head} {result} | | | | | | |")
+        return []
+    nan = float("nan")
+    time_ratio = result.per_round / plain.per_round if isinstance(plain, Result) else nan
+    inline_ratio = result.per_round / inline.per_round if isinstance(inline, Result) else nan
+    mem_ratio = result.peak_bytes / plain.peak_bytes if isinstance(plain, Result) else nan
+    print(
+        f"{head} {result.per_round:.3f} | {time_ratio:.2f} | {inline_ratio:.2f} | {result.first_round:.1f} "
+        f"| {result.peak_bytes / 1e9:.2f} | {mem_ratio:.2f} | {result.accuracy:.4f} |"
+    )
+    return [time_ratio] if backend == "inline" else []
 
 
 if __name__ == "__main__":

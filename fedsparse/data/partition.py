@@ -32,6 +32,7 @@ class PartitionConfig(BaseModel):
     min_partition_size: int = Field(10, ge=0, description="Dirichlet: resample below this")
     classes_per_client: int = Field(2, ge=1, description="pathological")
     shards_per_client: int = Field(2, ge=1, description="shard")
+    samples_per_client: int = Field(64, ge=1, description="resample: rows each client draws")
     max_samples_per_client: int | None = Field(
         None, ge=1, description="keep a seeded random subset of at most this many samples per client"
     )
@@ -130,6 +131,33 @@ def natural_id(cfg: PartitionConfig, num_clients: int, seed: int):  # type: igno
     from flwr_datasets.partitioner import NaturalIdPartitioner
 
     return NaturalIdPartitioner(partition_by=GROUP)
+
+
+@PARTITIONERS.register("resample")
+def resample(cfg: PartitionConfig, num_clients: int, seed: int):  # type: ignore[no-untyped-def]
+    """Each client ``samples_per_client`` distinct rows drawn at random, independently of
+    the others: clients overlap, so one pool serves any number of clients (100,000 from
+    MNIST's 60,000, for cross-device scale)."""
+    from flwr_datasets.partitioner import Partitioner
+
+    class ResamplePartitioner(Partitioner):
+        def __init__(self) -> None:
+            super().__init__()
+            self._partition_id_to_indices: dict[int, np.ndarray] = {}
+
+        @property
+        def num_partitions(self) -> int:
+            return num_clients
+
+        def load_partition(self, partition_id: int):  # type: ignore[no-untyped-def]
+            if not self._partition_id_to_indices:
+                size, rng = len(self.dataset), np.random.default_rng([seed, 0x5A3])
+                draw = min(cfg.samples_per_client, size)
+                for cid in range(num_clients):
+                    self._partition_id_to_indices[cid] = np.sort(rng.choice(size, size=draw, replace=False))
+            return self.dataset.select(self._partition_id_to_indices[partition_id])
+
+    return ResamplePartitioner()
 
 
 def client_of_id(ids: np.ndarray, num_clients: int, seed: int) -> np.ndarray:

@@ -106,3 +106,16 @@ def test_an_unknown_method_names_the_registered_ones() -> None:
 
     with pytest.raises(ValidationError, match=r"must be one of .*'natural_id'"):
         PartitionConfig(method="by_hand")
+
+
+def test_resample_serves_more_clients_than_rows_each_its_own_distinct_draw(labels: np.ndarray) -> None:
+    cfg = PartitionConfig(method="resample", samples_per_client=20)
+    clients = 3 * len(labels)
+    parts = partition_indices(labels, clients, cfg, seed=0)
+    assert len(parts) == clients
+    assert all(len(p) == 20 and len(np.unique(p)) == 20 and p.max() < len(labels) for p in parts)
+    assert len(np.unique(np.concatenate(parts))) > 0.9 * len(labels)  # draws overlap and cover the pool
+    assert len({tuple(p) for p in parts}) == clients
+    again = partition_indices(labels, clients, cfg, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+    assert not np.array_equal(parts[0], partition_indices(labels, clients, cfg, seed=1)[0])
