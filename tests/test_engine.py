@@ -47,7 +47,9 @@ def test_inline_and_ray_give_identical_results_and_bytes(tmp_path: Path, strateg
 def test_flowers_own_ray_engine_gives_the_same_results_and_bytes(tmp_path: Path) -> None:
     overrides = ("federation.rounds=2", "output.plots=false")
     inline_rows, inline_summary = simulate("quickstart.yaml", tmp_path / "inline", *overrides)
-    flower_rows, flower_summary = simulate("quickstart.yaml", tmp_path / "flower", *overrides, "engine.backend=flower-ray")
+    flower_rows, flower_summary = simulate(
+        "quickstart.yaml", tmp_path / "flower", *overrides, "engine.backend=flower-ray"
+    )
     assert {c["node"] is None for row in flower_rows for c in row["clients"]} == {False}  # ran in Ray actors
     assert [without_timings(r) for r in inline_rows] == [without_timings(r) for r in flower_rows]
     assert without_timings(inline_summary) == without_timings(flower_summary)
