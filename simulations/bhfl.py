@@ -123,7 +123,13 @@ def measurements(config: str, runs: dict[str, list[Path]]) -> list[str]:
     size (all of it, and its agreeing part) relative to the float update."""
     rows = {variant: [row for d in dirs for row in read_metrics(d)] for variant, dirs in runs.items()}
     bits = sorted(
-        {key.rsplit("_", 1)[1] for rs in rows.values() for row in rs for key in row if key.startswith(KEPT)},
+        {
+            key.rsplit("_", 1)[1]
+            for rs in rows.values()
+            for row in rs
+            for key in row
+            if key.startswith(f"{KEPT}_") and key.endswith("bit")
+        },
         key=lambda text: int(text.removesuffix("bit")),
     )
     if not bits:
