@@ -66,7 +66,7 @@ class ClientWorker:
 
         self._app = client_app
         self._threads = threads
-        ClientTask.model_validate_json(task_json).use_data(data)
+        ClientTask.from_json(task_json).use_data(data)
         set_task_identity(run_id, None, None)  # replies are stamped with the run, as on Flower's engines
 
     def call(self, jobs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes | None]]:

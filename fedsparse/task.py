@@ -74,7 +74,13 @@ class ClientTask(BaseModel):
 
     @classmethod
     def from_config(cls, config: ConfigRecord) -> ClientTask:
-        raw = json.loads(str(config[protocol.TASK]))
+        return cls.from_json(str(config[protocol.TASK]))
+
+    @classmethod
+    def from_json(cls, text: str) -> ClientTask:
+        """The task ``model_dump_json`` wrote, validated after importing the plugins it
+        names (they register the names it is checked against)."""
+        raw = json.loads(text)
         import_plugins(raw.get("plugins", []) if isinstance(raw, dict) else [])
         return cls.model_validate(raw)
 
