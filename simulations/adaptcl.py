@@ -25,7 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import finish_panel, mean_std_text, publish, run_one, save_figure, sweep_parser
+from sweep import best_of, finish_panel, mean_std_text, p_versus, publish, run_one, save_figure, sweep_parser
 
 from fedsparse.results import read_metrics, read_summary, total_megabytes
 
@@ -47,6 +47,7 @@ STRATEGY_NAMES = ("fedavg", "heterofl", "fedrolex", "adaptcl")
 DEADLINE, ORACLE = "fedavg, deadline", "adaptcl, oracle rates"
 FIT = "adaptcl, fitted rates"  # strategy.adaptcl.rate_rule=fit: the rule that survives noisy times
 VARIANT_NAMES = (*STRATEGY_NAMES, FIT, DEADLINE, ORACLE)
+BASELINES = ("fedavg", "heterofl", "fedrolex", DEADLINE)  # what AdaptCL is tested against
 SLACK = 0.1  # AdaptCL's, in the configs: the deadline baseline waits as long as AdaptCL aims to
 SLACK_SWEEP = (0.05, 0.3, 1.0)  # and the configs' 0.1
 SLACK_SCENARIOS = ("high heterogeneity", "high heterogeneity, non-IID")
@@ -89,12 +90,26 @@ def _speedup(fedavg: list[float], other: list[float]) -> str:
 
 
 def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
+    """Final accuracy (Welch's p against the most accurate baseline), the simulated time to
+    each target (p of the time to the first against the fastest baseline that reached it
+    in every seed), the whole run's time and its bytes."""
     rows = {name: [read_metrics(r) for r in dirs] for name, dirs in runs.items()}
     summaries = {name: [read_summary(r) for r in dirs] for name, dirs in runs.items()}
     fedavg_final = [s["final_accuracy"] for s in summaries["fedavg"]]
-    head = ["strategy", "final acc (%)", "Δ vs FedAvg (pts)"]
+    finals = {name: [s["final_accuracy"] for s in summaries[name]] for name in runs}
+    times = {
+        target: {name: [time_to(r, target * f) for r, f in zip(rows[name], fedavg_final, strict=True)] for name in runs}
+        for target in TARGETS
+    }
+    most_accurate = best_of(finals, BASELINES)
+    first = times[TARGETS[0]]
+    reached = {name: [-t for t in first[name]] for name in BASELINES if not any(map(math.isinf, first[name]))}
+    fastest = best_of(reached, BASELINES) if reached else None
+    head = ["strategy", "final acc (%)", "Δ vs FedAvg (pts)", f"p acc vs {most_accurate}"]
     for target in TARGETS:
         head += [f"sim s to {target:.0%} of FedAvg", "speed-up"]
+    if fastest is not None:
+        head.append(f"p time to {TARGETS[0]:.0%} vs {fastest}")
     head += ["sim s, all rounds", "MB moved / run"]
     lines = [
         f"### {scenario} (`{SCENARIOS[scenario][0]}`"
@@ -105,17 +120,16 @@ def table(scenario: str, runs: dict[str, list[Path]]) -> list[str]:
         "|" + "---|" * len(head),
     ]
     for name in runs:
-        finals = [s["final_accuracy"] for s in summaries[name]]
         cells = [
             name,
-            mean_std_text(finals, 100),
-            mean_std_text([a - f for a, f in zip(finals, fedavg_final, strict=False)], 100),
+            mean_std_text(finals[name], 100),
+            mean_std_text([a - f for a, f in zip(finals[name], fedavg_final, strict=False)], 100),
+            p_versus(finals, name, most_accurate),
         ]
         for target in TARGETS:
-            goals = [target * f for f in fedavg_final]
-            times = [time_to(r, goal) for r, goal in zip(rows[name], goals, strict=True)]
-            fedavg_times = [time_to(r, goal) for r, goal in zip(rows["fedavg"], goals, strict=True)]
-            cells += [_seconds(times), _speedup(fedavg_times, times)]
+            cells += [_seconds(times[target][name]), _speedup(times[target]["fedavg"], times[target][name])]
+        if fastest is not None:
+            cells.append("–" if any(map(math.isinf, first[name])) else p_versus(first, name, fastest))
         cells.append(mean_std_text([s["sim_seconds_total"] for s in summaries[name]], digits=0))
         cells.append(f"{statistics.fmean(total_megabytes(s) for s in summaries[name]):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -247,6 +261,8 @@ def main() -> None:
         f"*{FIT}* learns them with the fitted rule (`strategy.adaptcl.rate_rule: fit`). "
         "Targets are fractions of FedAvg's final accuracy in the same seed; "
         "speed-up is FedAvg's time to the target over the strategy's (per seed, then averaged). "
+        "p: Welch's t-test against the most accurate baseline (final accuracy) and against the fastest "
+        "baseline to the first target (time; only baselines and rows that reached it in every seed). "
         "What the numbers say: [../methods.md](../methods.md#adaptcl-what-the-measurements-say).",
         "",
         f"![accuracy vs simulated time]({figure.name})",

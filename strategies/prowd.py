@@ -67,9 +67,9 @@ class ProWDParams(BaseModel):
         "from_received", description="a low-bit update is measured from the model the client received, or from θ_global"
     )
     normalise: Literal["agreeing", "all"] = Field(
-        "agreeing",
-        description="selective: divide each element by the weight of the clients that contributed to it "
-        "(agreeing, the method's rule) or by every client's weight (all: a disagreeing update counts as zero)",
+        "all",
+        description="selective: divide each element by every client's weight (all: a disagreeing update "
+        "counts as zero) or by the weight of the clients that contributed to it (agreeing)",
     )
 
 

@@ -4,11 +4,11 @@ measurements that say what it keeps.
 Δ_H is the example-weighted mean update of the high-precision clients. A low-precision
 client's update Δ_l counts only where it points the same way as Δ_H (strictly the same
 sign; a zero on either side is not agreement). Each element of the new model is the
-global value plus a weighted mean of the contributions it actually received
-(``normalise="agreeing"``, the method's rule: an element no low-bit client agreed on is
-exactly the high-precision FedAvg) or the weighted sum divided by every client's weight
-(``normalise="all"``: a disagreeing low-bit client counts as a zero update, which shrinks
-the step instead of renormalising it).
+global value plus the weighted sum of the contributions it received divided by every
+client's weight (``normalise="all"``: a disagreeing low-bit client counts as a zero
+update, which shrinks the step instead of renormalising it), or by the weight of the
+contributions it actually received (``normalise="agreeing"``: an element no low-bit
+client agreed on is exactly the high-precision FedAvg).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def selective_mean(
     global_state: State,
     high: Sequence[tuple[State, float]],
     low: Sequence[tuple[State, float]],
-    normalise: Normalise = "agreeing",
+    normalise: Normalise = "all",
 ) -> dict[str, np.ndarray]:
     """The new global model from (state, weight) pairs; needs at least one high-precision client."""
     delta_high = high_update(global_state, high)

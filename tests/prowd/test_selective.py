@@ -16,8 +16,8 @@ LOW = {"w": np.array([4.0, 5.0, -1.0, 7.0, 0.0], np.float32)}
 DELTA_HIGH = np.array([2.5, -1.0, 0.5, 0.0, 1.0])  # the weighted mean high-precision update
 
 
-def test_keeps_exactly_the_low_bit_elements_that_agree_with_the_high_update() -> None:
-    out = selective_mean(BASE, HIGH, [(LOW, 2.0)])
+def test_normalising_over_agreeing_clients_keeps_exactly_the_agreeing_low_bit_elements() -> None:
+    out = selective_mean(BASE, HIGH, [(LOW, 2.0)], normalise="agreeing")
     # the low update agrees only on element 0 (5 has the wrong sign, -1 opposes 0.5,
     # 7 meets Δ_H = 0, 0 is no update)
     expected = DELTA_HIGH.copy()
@@ -25,8 +25,8 @@ def test_keeps_exactly_the_low_bit_elements_that_agree_with_the_high_update() ->
     assert np.allclose(out["w"], expected)
 
 
-def test_normalising_over_all_clients_counts_a_disagreeing_update_as_zero() -> None:
-    out = selective_mean(BASE, HIGH, [(LOW, 2.0)], normalise="all")
+def test_by_default_a_disagreeing_update_counts_as_zero_over_all_clients() -> None:
+    out = selective_mean(BASE, HIGH, [(LOW, 2.0)])
     expected = DELTA_HIGH * 4 / 6
     expected[0] = (1 * 1 + 3 * 3 + 2 * 4) / 6
     assert np.allclose(out["w"], expected)

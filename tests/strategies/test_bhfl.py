@@ -103,16 +103,19 @@ def test_prowd_without_its_parts_is_fedavg_and_with_selection_drops_disagreeing_
     _, fedavg = _round(_strategy("fedavg"), START, UPLOADS)
     np.testing.assert_allclose(_values(plain), _values(fedavg), rtol=1e-6)
 
-    selective = _strategy("prowd", ProWDParams(dequantizer=False, selective=True, low_bit_update="from_global"))
-    _, arrays = _round(selective, START, UPLOADS)
     start = np.array(START, np.float32)
     high = (np.array(UPLOADS[0]) + UPLOADS[1]) / 2 - start  # [0.3, 0, 0.2, -0.4]
     low = [_q(UPLOADS[c], PRECISIONS[c]) - start for c in (2, 3)]
-    expected = []
-    for i in range(4):
-        kept = [d[i] for d in low if d[i] * high[i] > 0]
-        expected.append(start[i] + (2 * high[i] + sum(kept)) / (2 + len(kept)))
-    np.testing.assert_allclose(_values(arrays), expected, rtol=1e-5)
+    for normalise in ("agreeing", "all"):
+        params = ProWDParams(dequantizer=False, selective=True, low_bit_update="from_global", normalise=normalise)
+        _, arrays = _round(_strategy("prowd", params), START, UPLOADS)
+        expected = []
+        for i in range(4):
+            kept = [d[i] for d in low if d[i] * high[i] > 0]
+            weight = 2 + len(kept) if normalise == "agreeing" else 4
+            expected.append(start[i] + (2 * high[i] + sum(kept)) / weight)
+        np.testing.assert_allclose(_values(arrays), expected, rtol=1e-5)
+    assert ProWDParams().normalise == "all"
 
 
 def test_prowd_measures_low_bit_updates_from_the_model_the_client_received(server_identity) -> None:  # type: ignore[no-untyped-def]
