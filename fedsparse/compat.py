@@ -10,8 +10,11 @@ else. They are those of Flower 1.41.
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flwr.app import Context, Error, Message
@@ -155,3 +158,27 @@ def context_from_bytes(data: bytes) -> Context:
     proto = ProtoContext()
     proto.ParseFromString(data)
     return context_from_proto(proto)
+
+
+_SHARED_LEAVES = (type(None), bool, int, float, str, bytes)  # immutable: a copy may share them
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of a Flower ``Message`` or ``Context``, equal to ``copy.deepcopy``'s but
+    several times faster: Flower's records are plain objects over dicts and lists of
+    immutable leaves (an ``Array`` holds ``bytes``), so they are rebuilt attribute by
+    attribute, sharing the leaves and the records' type-check functions; anything else
+    falls back to ``copy.deepcopy``."""
+    kind = type(obj)
+    if kind in _SHARED_LEAVES:
+        return obj
+    if kind is list or kind is tuple:
+        return kind(clone(item) for item in obj)
+    if kind is dict or kind is OrderedDict:
+        return kind((key, clone(value)) for key, value in obj.items())
+    slotted = any(vars(base).get("__slots__") for base in kind.__mro__)
+    if kind.__module__.startswith("flwr.") and hasattr(obj, "__dict__") and not slotted:
+        twin = kind.__new__(kind)
+        twin.__dict__.update({name: value if callable(value) else clone(value) for name, value in vars(obj).items()})
+        return twin
+    return copy.deepcopy(obj)

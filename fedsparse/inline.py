@@ -27,7 +27,6 @@ a client that hangs; a reply that would come after the deadline is dropped, as
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -50,6 +49,7 @@ from fedsparse.compat import (
     PARTITION_ID_KEY,
     Run,
     client_app_error,
+    clone,
     random_id,
     set_message_id,
     validate_message,
@@ -181,9 +181,7 @@ class InlineGrid(Grid):
     def _call(self, message: Message) -> Message:
         """Run the ClientApp on a copy of ``message``; commit the node's Context on success."""
         node_id = message.metadata.dst_node_id
-        reply, context = call_client_app(
-            self._app, copy.deepcopy(message), copy.deepcopy(self._contexts[node_id]), self._threads
-        )
+        reply, context = call_client_app(self._app, clone(message), clone(self._contexts[node_id]), self._threads)
         if context is not None:
             self._contexts[node_id] = context
         set_message_id(reply, str(uuid4()))

@@ -6,7 +6,8 @@ changes one of them, the test that fails names it and says what to update.
 
 from __future__ import annotations
 
-from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsparse import compat
@@ -62,3 +63,25 @@ def test_app_dir_follows_flowers_install_layout(tmp_path, monkeypatch) -> None: 
     assert path.is_relative_to(tmp_path) and "fedsparse" in str(path), (
         f"Flower installs apps elsewhere now ({path}): update compat.app_dir"
     )
+
+
+def test_clone_is_a_deep_copy_that_encodes_the_same(server_identity) -> None:  # type: ignore[no-untyped-def]
+    message = Message(
+        RecordDict({"model": ArrayRecord([np.arange(6.0).reshape(2, 3)]), "config": ConfigRecord({"ids": [1, 2]})}),
+        dst_node_id=5,
+        message_type="train",
+    )
+    compat.set_message_id(message, "m-1")
+    state = RecordDict({"metrics": MetricRecord({"loss": 1.0})})
+    context = Context(run_id=1, node_id=5, node_config={"partition-id": 3}, state=state, run_config={"k": 1})
+    message_twin, context_twin = compat.clone(message), compat.clone(context)
+    assert compat.message_to_bytes(message_twin) == compat.message_to_bytes(message)
+    assert compat.context_to_bytes(context_twin) == compat.context_to_bytes(context)
+    message_twin.content["config"]["ids"].append(3)
+    message_twin.metadata.delivered_at = "later"
+    context_twin.state["metrics"]["loss"] = 2.0
+    context_twin.state["new"] = ConfigRecord()
+    context_twin.node_config["partition-id"] = 9
+    assert message.content["config"]["ids"] == [1, 2] and message.metadata.delivered_at != "later"
+    assert context.state["metrics"]["loss"] == 1.0 and "new" not in context.state
+    assert context.node_config["partition-id"] == 3
