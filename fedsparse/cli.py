@@ -253,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
     compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
     compare.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="runs at once, each in its own process (same results)"
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at once, each in its own process, or each a Ray task on engine.ray_address (same results)",
     )
     compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")

@@ -167,6 +167,9 @@ def _run_parallel(
 
     report(f"running {len(runs)} runs, {jobs} at a time")
     outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
+    address = runs[0].cfg.engine.ray_address
+    if address is not None:
+        return _run_on_cluster(address, runs, states, jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for run in runs:
@@ -181,6 +184,26 @@ def _run_parallel(
                 pool.shutdown(cancel_futures=True)
                 raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
             outcomes[run.run_dir] = summary, _how(seconds, resume_after)
+    return outcomes
+
+
+def _run_on_cluster(
+    address: str, runs: list[PlannedRun], states: dict[Path, tuple[str, list[str]]], jobs: int
+) -> dict[Path, tuple[dict[str, Any], str]]:
+    """:func:`_run_parallel` on the Ray cluster at ``address``, one task per run."""
+    from fedsparse.comparison.cluster import ClusterRun, run_on_cluster
+
+    prepared = [_prepare(run, states[run.run_dir][0], progress=False) for run in runs]
+    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
+
+    def done(index: int, summary: dict[str, Any], seconds: float) -> None:
+        outcomes[runs[index].run_dir] = summary, _how(seconds, prepared[index][1])
+
+    tasks = [
+        ClusterRun(cfg, run.run_dir, after is not None, f"{run.strategy} seed {run.seed}")
+        for run, (cfg, after) in zip(runs, prepared, strict=True)
+    ]
+    run_on_cluster(address, tasks, jobs, done)
     return outcomes
 
 
