@@ -11,7 +11,7 @@ Resumable, one core per run. Writes ``docs/results/adaptcl.md``, ``adaptcl.png``
 99 % of FedAvg's final accuracy, same seed), the speed-up over FedAvg, the MB moved,
 accuracy against simulated time, and the slack's accuracy/time trade.
 
-    python simulations/adaptcl.py --seeds 3 --jobs 2
+    python simulations/adaptcl.py --seeds 5 --jobs 2
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ float clients averaged alone with the share of it each ProWD variant closes, def
 ProWD against FedAvg seed by seed, the low-bit update measurements per bitwidth, and
 MB up / down per run.
 
-    python simulations/bhfl.py --seeds 3 --jobs 2
+    python simulations/bhfl.py --seeds 5 --jobs 2
 """
 
 from __future__ import annotations
