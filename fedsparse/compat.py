@@ -11,6 +11,7 @@ else. They are those of Flower 1.41.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -163,6 +164,14 @@ def context_from_bytes(data: bytes) -> Context:
 _SHARED_LEAVES = (type(None), bool, int, float, str, bytes)  # immutable: a copy may share them
 
 
+@functools.cache
+def _rebuilt_by_attributes(kind: type) -> bool:
+    """Whether :func:`clone` copies ``kind`` attribute by attribute: a Flower class whose
+    instances keep all their state in ``__dict__`` (no slots anywhere in its MRO)."""
+    slotted = any(vars(base).get("__slots__") for base in kind.__mro__)
+    return kind.__module__.startswith("flwr.") and "__dict__" in dir(kind) and not slotted
+
+
 def clone(obj: Any) -> Any:
     """A deep copy of a Flower ``Message`` or ``Context``, equal to ``copy.deepcopy``'s but
     about twice as fast: Flower's records are plain objects over dicts and lists of
@@ -176,8 +185,7 @@ def clone(obj: Any) -> Any:
         return kind(clone(item) for item in obj)
     if kind is dict or kind is OrderedDict:
         return kind((key, clone(value)) for key, value in obj.items())
-    slotted = any(vars(base).get("__slots__") for base in kind.__mro__)
-    if kind.__module__.startswith("flwr.") and hasattr(obj, "__dict__") and not slotted:
+    if _rebuilt_by_attributes(kind):
         twin = kind.__new__(kind)
         twin.__dict__.update({name: value if callable(value) else clone(value) for name, value in vars(obj).items()})
         return twin

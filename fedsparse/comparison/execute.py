@@ -166,10 +166,10 @@ def _run_parallel(
     from fedsparse.runner import RunFailed
 
     report(f"running {len(runs)} runs, {jobs} at a time")
-    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
     address = runs[0].cfg.engine.ray_address
     if address is not None:
         return _run_on_cluster(address, runs, states, jobs)
+    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for run in runs:
