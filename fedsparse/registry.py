@@ -25,6 +25,7 @@ import inspect
 import logging
 import pkgutil
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class Registry(Generic[T]):
         self._package = package
         self._loaded = False
         self._loading = False
+        self._load_lock = threading.RLock()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("cnn")``."""
@@ -115,21 +117,25 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         """Import the package's modules and the installed plugins' entry points once. A
         module that fails to import fails every lookup (with its own error), rather than
-        leaving its entries silently out."""
-        if self._loaded or self._loading:
+        leaving its entries silently out. Thread-safe: another thread's lookup waits until
+        every entry is in."""
+        if self._loaded:
             return
-        self._loading = True  # a module's own lookups while it is imported see what is there
-        try:
-            if self._package is not None:
-                imported = importlib.import_module(self._package)
-                for module in pkgutil.iter_modules(imported.__path__):
-                    importlib.import_module(f"{self._package}.{module.name}")
-            if self.entry_point_group is not None:
-                for point in importlib.metadata.entry_points(group=self.entry_point_group):
-                    self._add_entry_point(point)
-            self._loaded = True
-        finally:
-            self._loading = False
+        with self._load_lock:
+            if self._loaded or self._loading:
+                return
+            self._loading = True  # a module's own lookups while it is imported see what is there
+            try:
+                if self._package is not None:
+                    imported = importlib.import_module(self._package)
+                    for module in pkgutil.iter_modules(imported.__path__):
+                        importlib.import_module(f"{self._package}.{module.name}")
+                if self.entry_point_group is not None:
+                    for point in importlib.metadata.entry_points(group=self.entry_point_group):
+                        self._add_entry_point(point)
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def _add_entry_point(self, point: importlib.metadata.EntryPoint) -> None:
         try:

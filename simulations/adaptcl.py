@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import best_of, finish_panel, mean_std_text, p_versus, publish, run_one, save_figure, sweep_parser
+from sweep import best_of, finish_panel, mean_std_text, p_versus, publish, run_one, run_pool, save_figure, sweep_parser
 
 from fedsparse.results import read_metrics, read_summary, total_megabytes
 
@@ -198,7 +197,7 @@ def main() -> None:
     def execute(job: tuple[str, str, int, list[str]]) -> Path:
         scenario, label, seed, extra = job
         config, overrides = SCENARIOS[scenario]
-        return run_one(config, f"{scenario} {label}", [*overrides, *extra], seed, args.out, args.archive)
+        return run_one(config, f"{scenario} {label}", [*overrides, *extra], seed, args)
 
     first = [
         (sc, name, seed, [f"strategy.name={name}"])
@@ -218,7 +217,7 @@ def main() -> None:
         for sc in slack_scenarios
         for slack in SLACK_SWEEP
     ]
-    with ThreadPoolExecutor(args.jobs) as pool:
+    with run_pool(args) as pool:
         folders = {job[:3]: folder for job, folder in zip(first, pool.map(execute, first), strict=True)}
         second = []
         for seed in seeds:

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sweep import best_of, mean_std_text, p_text, p_versus, run_one, sweep_parser
+from sweep import best_of, mean_std_text, p_text, p_versus, run_one, run_pool, sweep_parser
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import megabytes, read_metrics, read_summary
@@ -180,10 +179,10 @@ def main() -> None:
     plan = {config: CONFIG_VARIANTS.get(config, list(VARIANTS)) for config in CONFIGS}
     # seed-major, so an interrupted sweep has whole seeds done
     jobs = [(c, v, s) for s in range(args.seeds) for c in CONFIGS for v in plan[c]]
-    with ThreadPoolExecutor(args.jobs) as pool:
+    with run_pool(args) as pool:
         folders = list(
             pool.map(
-                lambda job: run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args.out, args.archive),
+                lambda job: run_one(job[0], job[1], [*VARIANTS[job[1]], *args.extra], job[2], args),
                 jobs,
             )
         )

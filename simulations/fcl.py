@@ -16,14 +16,24 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import best_of, finish_panel, mean_std_text, p_text, p_versus, publish, run_one, save_figure, sweep_parser
+from sweep import (
+    best_of,
+    finish_panel,
+    mean_std_text,
+    p_text,
+    p_versus,
+    publish,
+    run_one,
+    run_pool,
+    save_figure,
+    sweep_parser,
+)
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import BYTES_PER_MB, read_metrics, read_summary
@@ -197,9 +207,9 @@ def main() -> None:
         scenario, name, seed = key
         config, overrides = work[key]
         label = name if scenario in BENCHMARKS else f"{scenario} {name}"
-        return run_one(config, label, overrides, seed, args.out, args.archive)
+        return run_one(config, label, overrides, seed, args)
 
-    with ThreadPoolExecutor(args.jobs) as pool:
+    with run_pool(args) as pool:
         folders = dict(zip(work, pool.map(execute, work), strict=True))
     all_runs = {
         bench: {name: [folders[(bench, name, s)] for s in range(args.seeds)] for name in args.variants}

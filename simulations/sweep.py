@@ -5,7 +5,9 @@ A finished run's metrics and summary are copied to the sweep's archive
 (``docs/results/data/<sweep>/<run>/``, kept in git), and a run found there is not run
 again, so a sweep continues across fresh checkouts and its page is regenerated from the
 archive alone. A run that was stopped continues from its last checkpoint in the output
-folder (``runs/<sweep>``), so an interrupted sweep resumes where it stopped."""
+folder (``runs/<sweep>``), so an interrupted sweep resumes where it stopped. With
+``--ray-address`` each run is a Ray task on that cluster instead of a process here
+(:mod:`fedsparse.comparison.cluster`), with the same results."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from fedsparse.checkpoint import checkpoint_path
 from fedsparse.comparison.stats import mean_std, welch_p
-from fedsparse.results import METRICS_FILE, SUMMARY_FILE
+from fedsparse.config import load_config
+from fedsparse.results import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,11 +36,13 @@ def run_name(config: str, variant: str, seed: int) -> str:
     return f"{Path(config).stem}__{re.sub(r'[^A-Za-z0-9]+', '_', variant)}__seed{seed}"
 
 
-def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Path, archive: Path) -> Path:
-    """Run ``configs/<config>`` with ``overrides`` in ``out`` unless ``archive`` holds it
-    (a run that was interrupted resumes from its last checkpoint); return its archived
-    folder (metrics and summary)."""
+def run_one(config: str, variant: str, overrides: list[str], seed: int, args: argparse.Namespace) -> Path:
+    """Run ``configs/<config>`` with ``overrides`` in ``args.out`` unless ``args.archive``
+    holds it (a run that was interrupted resumes from its last checkpoint): in a process
+    here, or as a Ray task on the cluster at ``args.ray_address`` (inside :func:`run_pool`);
+    return its archived folder (metrics and summary)."""
     name = run_name(config, variant, seed)
+    out, archive = args.out, args.archive
     if (archive / name / SUMMARY_FILE).exists():
         return archive / name
     if not (out / name / SUMMARY_FILE).exists():
@@ -47,21 +54,49 @@ def run_one(config: str, variant: str, overrides: list[str], seed: int, out: Pat
             "output.progress=false",
             "output.plots=false",
         ]
-        command = [sys.executable, "-m", "fedsparse.cli", "run"]
-        if checkpoint_path(out / name).exists():
-            command += ["--resume", str(out / name)]
-        else:
+        resume = checkpoint_path(out / name).exists()
+        if not resume:
             shutil.rmtree(out / name, ignore_errors=True)  # stopped before its first checkpoint
-            command.append(str(REPO / "configs" / config))
-            for item in settings:
-                command += ["--set", item]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; parallel jobs share the machine
-        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        if args.ray_address is None:
+            _run_here(config, settings, out / name, resume)
+        else:
+            _run_on_cluster(config, settings, out / name, resume)
         print(f"done {name}", flush=True)
     (archive / name).mkdir(parents=True, exist_ok=True)
     for file in (METRICS_FILE, SUMMARY_FILE):  # the summary last: it marks the archived run complete
         shutil.copyfile(out / name / file, archive / name / file)
     return archive / name
+
+
+def _run_here(config: str, settings: list[str], run_dir: Path, resume: bool) -> None:
+    command = [sys.executable, "-m", "fedsparse.cli", "run"]
+    if resume:
+        command += ["--resume", str(run_dir)]
+    else:
+        command.append(str(REPO / "configs" / config))
+        for item in settings:
+            command += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; parallel jobs share the machine
+    subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+
+def _run_on_cluster(config: str, settings: list[str], run_dir: Path, resume: bool) -> None:
+    from fedsparse.comparison.cluster import ClusterRun, collect, submit
+
+    # resumed as ``fedsparse run --resume`` does: with the config the run started with
+    cfg = load_config(run_dir / CONFIG_FILE) if resume else load_config(REPO / "configs" / config, settings)
+    run = ClusterRun(cfg, run_dir, resume, run_dir.name)
+    collect(run, submit(run))
+
+
+@contextmanager
+def run_pool(args: argparse.Namespace) -> Iterator[ThreadPoolExecutor]:
+    """A pool for :func:`run_one` calls, ``args.jobs`` runs at a time; attached to the Ray
+    cluster at ``args.ray_address`` while it is open, when one is named."""
+    from fedsparse.comparison.cluster import attached
+
+    with attached(args.ray_address) if args.ray_address else nullcontext(), ThreadPoolExecutor(args.jobs) as pool:
+        yield pool
 
 
 def mean_std_text(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -90,6 +125,11 @@ def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
+    parser.add_argument(
+        "--ray-address",
+        help="run each run as a Ray task on this cluster (host:port), spread over its nodes; "
+        "every node needs fedsparse and the data root",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / name, help="run folders, checkpoints")
     parser.add_argument(
         "--archive", type=Path, default=REPO / "docs" / "results" / "data" / name, help="finished runs' results"

@@ -12,10 +12,12 @@ plugins and the run's data (``FEDSPARSE_DATA``) installed, as for the Ray engine
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,39 +68,69 @@ class ClusterRun(NamedTuple):
     label: str  # names the run in an error
 
 
+@functools.cache
+def _remote_run_on_node() -> Any:
+    import ray
+
+    return ray.remote(run_on_node)
+
+
+def submit(run: ClusterRun) -> Any:
+    """Start ``run`` as a Ray task on the cluster this process is attached to, with its
+    ``engine.client_resources``, spread over the nodes; its ``ObjectRef``."""
+    resources = run.cfg.engine.client_resources
+    task = _remote_run_on_node().options(
+        num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, scheduling_strategy="SPREAD"
+    )
+    files = folder_files(run.run_dir) if run.resume else {}
+    return task.remote(dump_config(run.cfg), files, run.resume)
+
+
+def collect(run: ClusterRun, ref: Any) -> tuple[dict[str, Any], float]:
+    """Wait for ``run``'s task ``ref``, write the folder it left into ``run.run_dir``;
+    its summary and seconds. A run's own failure raises
+    :class:`fedsparse.runner.RunFailed` naming the run."""
+    import ray
+
+    from fedsparse.runner import RunFailed
+
+    try:
+        summary, seconds, files = ray.get(ref)
+    except RunFailed as error:  # Ray re-raises a task's exception as a subclass of its type
+        raise RunFailed(f"{run.label}: {getattr(error, 'cause', error)}") from None
+    write_files(run.run_dir, files)
+    return json.loads(summary), seconds
+
+
+@contextmanager
+def attached(address: str) -> Iterator[None]:
+    """This process attached to the Ray cluster at ``address`` for the block."""
+    import ray
+
+    ray.init(**ray_init_args(address))
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def run_on_cluster(
     address: str, runs: list[ClusterRun], jobs: int, on_done: Callable[[int, dict[str, Any], float], None]
 ) -> None:
     """Run each of ``runs`` as a Ray task on the cluster at ``address``, at most ``jobs``
     at once; ``on_done(index, summary, seconds)`` as each finishes, after its folder is
     written. A run that fails stops the others (a finished run's folder stays; one still
-    running starts over next time, its checkpoints were on its node) and raises here:
-    :class:`fedsparse.runner.RunFailed` naming the run for a run's own failure."""
+    running starts over next time, its checkpoints were on its node) and raises here, as
+    :func:`collect` does."""
     import ray
 
-    from fedsparse.runner import RunFailed
-
-    ray.init(**ray_init_args(address))
-    try:
-        task = ray.remote(run_on_node)
+    with attached(address):
         waiting = list(enumerate(runs))
         in_flight: dict[Any, int] = {}
         while waiting or in_flight:
             while waiting and len(in_flight) < jobs:
-                index, (cfg, run_dir, resume, _) = waiting.pop(0)
-                resources = cfg.engine.client_resources
-                options = task.options(
-                    num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, scheduling_strategy="SPREAD"
-                )
-                files = folder_files(run_dir) if resume else {}
-                in_flight[options.remote(dump_config(cfg), files, resume)] = index
+                index, run = waiting.pop(0)
+                in_flight[submit(run)] = index
             (ready,), _ = ray.wait(list(in_flight), num_returns=1)
             index = in_flight.pop(ready)
-            try:
-                summary, seconds, files = ray.get(ready)
-            except RunFailed as error:  # Ray re-raises a task's exception as a subclass of its type
-                raise RunFailed(f"{runs[index].label}: {getattr(error, 'cause', error)}") from None
-            write_files(runs[index].run_dir, files)
-            on_done(index, json.loads(summary), seconds)
-    finally:
-        ray.shutdown()
+            on_done(index, *collect(runs[index], ready))

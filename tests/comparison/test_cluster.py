@@ -1,14 +1,20 @@
-"""``fedsparse compare --jobs N`` with ``engine.ray_address``: the runs as Ray tasks on a
-real two-raylet cluster (tests/ray_cluster.py), spread over its nodes, with the same
-comparison as running them one by one here."""
+"""Runs as Ray tasks on a real two-raylet cluster (tests/ray_cluster.py):
+``fedsparse compare --jobs N`` with ``engine.ray_address``, spread over the nodes, with
+the same comparison as running them one by one here; and a ``simulations/`` sweep's
+``--ray-address``, with the same results as its runs in processes here."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from ..conftest import REPO
 from ..ray_cluster import ray_cluster
@@ -36,11 +42,16 @@ def _nodes(run_dir: Path) -> set[str]:
     return {client["node"] for row in rows for client in row["clients"]}
 
 
-def test_runs_as_ray_tasks_spread_over_the_cluster_give_the_same_comparison(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    with ray_cluster(["--num-cpus=1"], ["--num-cpus=1"]) as head:
+        yield head
+
+
+def test_runs_as_ray_tasks_spread_over_the_cluster_give_the_same_comparison(tmp_path: Path, address: str) -> None:
     here = _compare(tmp_path / "here")
     assert here.returncode == 0, here.stderr[-3000:]
-    with ray_cluster(["--num-cpus=1"], ["--num-cpus=1"]) as address:
-        remote = _compare(tmp_path / "cluster", "engine.backend=ray", f"engine.ray_address={address}", jobs=2)
+    remote = _compare(tmp_path / "cluster", "engine.backend=ray", f"engine.ray_address={address}", jobs=2)
     assert remote.returncode == 0, remote.stderr[-3000:]
     assert (tmp_path / "cluster" / "comparison.csv").read_text() == (tmp_path / "here" / "comparison.csv").read_text()
     nodes = [_nodes(tmp_path / "cluster" / strategy / "seed0") for strategy in ("fedavg", "fedpaq")]
@@ -48,3 +59,34 @@ def test_runs_as_ray_tasks_spread_over_the_cluster_give_the_same_comparison(tmp_
     assert nodes[0] != nodes[1]  # spread over both raylets
     planned = (tmp_path / "cluster" / "fedavg" / "seed0" / "config.yaml").read_text()
     assert f"ray_address: {address}" in planned  # the run folder keeps the planned config
+
+
+def _sweep_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sweep", REPO / "simulations" / "sweep.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_sweeps_runs_as_ray_tasks_equal_its_runs_in_processes_here(tmp_path: Path, address: str) -> None:
+    sweep = _sweep_module()
+    seeds = (0, 1)
+
+    def run_all(name: str, ray_address: str | None) -> list[Path]:
+        parser = sweep.sweep_parser(None, "test")
+        args = parser.parse_args(
+            ["--jobs", "2", "--out", str(tmp_path / name), "--archive", str(tmp_path / f"{name}-archive")]
+        )
+        args.ray_address = ray_address
+        with sweep.run_pool(args) as pool:
+            return list(pool.map(lambda seed: sweep.run_one("quickstart.yaml", "fedavg", SETTINGS, seed, args), seeds))
+
+    here, remote = run_all("here", None), run_all("cluster", address)
+    for local_run, cluster_run in zip(here, remote, strict=True):
+        local, on_cluster = (json.loads((run / "summary.json").read_text()) for run in (local_run, cluster_run))
+        assert {k: v for k, v in on_cluster.items() if k != "wall_seconds"} == {
+            k: v for k, v in local.items() if k != "wall_seconds"
+        }
+    assert {node for run in remote for node in _nodes(run)} - {None}  # ran in Ray tasks, on the cluster's nodes
+    assert not {node for run in here for node in _nodes(run)} - {None}
