@@ -130,4 +130,4 @@ class FedWeITLearner(Learner):
             if stream.has_next_task and params.communicate and params.knowledge_base:
                 extra[protocol.ADAPTIVE] = encode_sparse_state(adaptive)
         save_net(net, job.context)
-        return protocol.reply(base, stream.metrics(stats, accuracies, net.state_dict().values()), **extra)
+        return protocol.reply(base, stream.metrics(stats, accuracies, *net.kept_tensors()), **extra)

@@ -105,8 +105,9 @@ class PlainLearner(Learner):
             consolidate(model, fisher, state)
         state[HEADS_STATE] = ArrayRecord({name: t.detach().cpu() for name, t in model.heads_state().items()})
         consolidated = [state.array_records[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
-        kept = [*stream.kept_tensors(model), *(t for tensors in consolidated for t in tensors.values())]
-        return protocol.reply(encode_state(model.body_state()), stream.metrics(stats, accuracies, kept))
+        ewc_state = [t for tensors in consolidated for t in tensors.values()]
+        metrics = stream.metrics(stats, accuracies, stream.kept_tensors(model), ewc_state)
+        return protocol.reply(encode_state(model.body_state()), metrics)
 
 
 def summed(terms: list[Regularizer]) -> Regularizer | None:

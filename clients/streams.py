@@ -83,8 +83,20 @@ class ClientStream:
             accuracies.append(evaluate(model, seen.test, self.job.device).accuracy)
         return accuracies
 
-    def metrics(self, stats: Stats, accuracies: list[float], stored: Iterable[torch.Tensor]) -> dict[str, Any]:
+    def metrics(
+        self,
+        stats: Stats,
+        accuracies: list[float],
+        serving: Iterable[torch.Tensor],
+        training_only: Iterable[torch.Tensor] = (),
+    ) -> dict[str, Any]:
         """A task-stream reply's metrics: training, the accuracy on every task so far,
-        and the bytes the client keeps (``stored``: every tensor it stores)."""
-        extra = {protocol.TASK_ACCURACY: accuracies, protocol.MODEL_SIZE: stored_bytes(stored)}
+        and the bytes the client keeps: ``serving``, every tensor it needs to serve its
+        tasks, and with ``training_only`` (what only further training needs) its state."""
+        served = stored_bytes(serving)
+        extra = {
+            protocol.TASK_ACCURACY: accuracies,
+            protocol.MODEL_SIZE: served,
+            protocol.STATE_SIZE: served + stored_bytes(training_only),
+        }
         return protocol.train_metrics(stats.num_examples, stats.loss, stats.accuracy, **extra)

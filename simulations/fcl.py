@@ -93,6 +93,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
         "MB down",
         "upload vs FedAvg (%)",
         "model size per client (MB)",
+        "state per client (MB)",
     ]
     lines = [
         f"### {heading}",
@@ -115,6 +116,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
                     mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
                     mean_std_text([u / f for u, f in zip(ups, fedavg_up, strict=True)], 100, 1),
                     mean_std_text([s["final_model_size_bytes"] for s in results], 1 / BYTES_PER_MB, 3),
+                    mean_std_text([s["final_state_size_bytes"] for s in results], 1 / BYTES_PER_MB, 3),
                 ]
             )
             + " |"
@@ -237,8 +239,10 @@ def main() -> None:
         "client's own model on the test set of every task it has seen, with that task's head, "
         "averaged over tasks and clients; forgetting is the mean drop from a task's best accuracy "
         "to its final one. MB are the encoded arrays that crossed the wire (the byte ledger); "
-        "model size is what a client keeps to serve all its tasks, sparse tensors by their "
-        "non-zeros. p: Welch's t-test of the final accuracy against the best baseline. "
+        "model size is what a client keeps to serve all its tasks (trunk or B, masks, biases, A, knowledge, "
+        "the heads of its tasks), state adds what only further training needs (FedWeIT: each finished task's "
+        "weights, which its drift penalty compares against; EWC: the Fisher sum and its anchor), sparse tensors "
+        "by their non-zeros. p: Welch's t-test of the final accuracy against the best baseline. "
         "What the numbers say: [../methods.md](../methods.md#fedweit-what-the-measurements-say).",
         "",
         f"![average task accuracy over the task sequence]({figure.name})",

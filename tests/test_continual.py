@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
 from fedsparse.models.multihead import MultiHeadNet
@@ -65,6 +66,14 @@ def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> 
         sizes = [row["model_size_bytes"] for row in rows]
         assert 0 < sizes[0] <= sizes[-1] == summary["final_model_size_bytes"], name
     assert results["local"][0][-1]["model_size_bytes"] == results["fedavg"][0][-1]["model_size_bytes"]
+    for name in ("local", "fedavg", "fedprox"):  # nothing kept for training only
+        assert all(row["state_size_bytes"] == row["model_size_bytes"] for row in results[name][0]), name
+    # FedWeIT's state adds each finished task's stored theta (dense, one float32 per weight of B)
+    weights = sum(m.weight.numel() for m in net.trunk.modules() if isinstance(m, nn.Linear | nn.Conv2d))
+    finished = [0, 1, 1, 2]  # tasks of 2 rounds: the second round of each ends one
+    for row, done in zip(results["fedweit"][0], finished, strict=True):
+        assert row["state_size_bytes"] - row["model_size_bytes"] == pytest.approx(4 * weights * done)
+    assert results["fedweit"][1]["final_state_size_bytes"] == results["fedweit"][0][-1]["state_size_bytes"]
     weit_rows, weit = results["fedweit"]
     assert 0 < weit["bytes_up_total"] < results["fedavg"][1]["bytes_up_total"]
     # at a task's last round the clients add their A; at the next task's first, the knowledge comes down

@@ -72,10 +72,16 @@ class ClientEvaluation(Callback):
         result.evaluation.update({f"client_{k}": v for k, v in dict(metrics or {}).items()})
 
 
+# a task-stream client's sizes (metric key → row and summary name): what it keeps to
+# serve all its tasks, and its whole state (with what only further training needs)
+SIZE_KEYS = {protocol.MODEL_SIZE: "model_size_bytes", protocol.STATE_SIZE: "state_size_bytes"}
+
+
 class TaskMetrics(Callback):
     """Task streams: the stream position, average task accuracy and forgetting from the
     accuracies the training clients reported (:mod:`fedsparse.continual_metrics`), and
-    ``model_size_bytes``, the mean over them of what each keeps to serve all its tasks."""
+    ``model_size_bytes`` / ``state_size_bytes``, the mean over them of what each keeps
+    to serve all its tasks / in all (with what only further training needs)."""
 
     key = "task_log"
 
@@ -91,16 +97,18 @@ class TaskMetrics(Callback):
         if streams is None:
             return
         client_of = self.loop.directory.client_of
-        reports, sizes = {}, []
+        reports: dict[int, list[float]] = {}
+        sizes: dict[str, list[float]] = {SIZE_KEYS[key]: [] for key in SIZE_KEYS}
         for reply in result.outcome.accepted:
             metrics = protocol.metrics_of(reply.content)
             assert metrics is not None, "task-stream replies are screened for their metrics"
             reports[client_of(reply.metadata.src_node_id)] = list(metrics[protocol.TASK_ACCURACY])  # type: ignore[arg-type]
-            if protocol.MODEL_SIZE in metrics:
-                sizes.append(float(metrics[protocol.MODEL_SIZE]))  # type: ignore[arg-type]
+            for key, name in SIZE_KEYS.items():
+                if key in metrics:
+                    sizes[name].append(float(metrics[key]))  # type: ignore[arg-type]
         summary: dict[str, float | None] = {
             **self.log.record_round(reports),
-            "model_size_bytes": sum(sizes) / len(sizes) if sizes else None,
+            **{name: sum(values) / len(values) if values else None for name, values in sizes.items()},
         }
         self.latest = dict(summary)
         result.evaluation.update(
@@ -117,7 +125,8 @@ class TaskMetrics(Callback):
         if streams is not None:
             summary["final_avg_task_accuracy"] = self.latest.get("avg_task_accuracy")
             summary["final_forgetting"] = self.latest.get("forgetting")
-            summary["final_model_size_bytes"] = self.latest.get("model_size_bytes")
+            for name in SIZE_KEYS.values():
+                summary[f"final_{name}"] = self.latest.get(name)
             summary["num_tasks"] = streams.config.num_tasks
 
     def checkpoint_values(self) -> Any:

@@ -19,6 +19,7 @@ from fedsparse.decompose.layers import DecomposedLayer, decompose
 from fedsparse.models.multihead import MultiHeadNet
 
 BASE = "base"
+STORED = "stored"  # DecomposedLayer.stored: the finished tasks' theta, in state-dict keys
 Knowledge = Mapping[str, torch.Tensor]  # layer name → (K, *weight shape)
 
 
@@ -133,6 +134,17 @@ class DecomposedNet(nn.Module):
         """B ⊙ keep: the base with the least-gated units zeroed, as it goes to the server."""
         keep = self.keep_masks(sparsity)
         return {name: base * keep[name].view(-1, *([1] * (base.dim() - 1))) for name, base in self.base_state().items()}
+
+    # ------------------------------------------------------------ size
+    def kept_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Everything the client keeps, split in two: what serves its tasks (B, masks,
+        biases, A, attention, knowledge, heads) and what only further training needs (the
+        finished tasks' stored theta, which the lambda2 drift penalty compares against)."""
+        serving: list[torch.Tensor] = []
+        training_only: list[torch.Tensor] = []
+        for key, tensor in self.state_dict().items():
+            (training_only if f".{STORED}." in key else serving).append(tensor)
+        return serving, training_only
 
     # ------------------------------------------------------------ persistence
     def structure(self) -> dict[str, list[int] | int]:
