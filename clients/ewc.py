@@ -23,6 +23,8 @@ from fedsparse.data import ArrayDataset
 from fedsparse.models.multihead import MultiHeadNet
 
 if TYPE_CHECKING:
+    from fedsparse.clients.learner import ClientJob
+    from fedsparse.clients.streams import ClientStream
     from fedsparse.config import ExperimentConfig
 
 FISHER = "ewc.fisher"  # Context.state record: sum of the past tasks' Fisher diagonals
@@ -99,3 +101,20 @@ def consolidate(model: MultiHeadNet, fisher: Mapping[str, torch.Tensor], state: 
         total, anchor = new, weights
     state[FISHER] = ArrayRecord(total)
     state[ANCHOR] = ArrayRecord(anchor)
+
+
+def end_of_task(model: MultiHeadNet, stream: ClientStream, job: ClientJob, params: EWCParams) -> None:
+    """With EWC on, at the last round of a task: its Fisher on the task's training
+    samples, folded into the node state with the weights now."""
+    if params.ewc_lambda == 0 or not stream.ends_task:
+        return
+    model.select(stream.pool_id)
+    generator = torch.Generator().manual_seed(job.seed() + 1)
+    fisher = fisher_diagonal(model, stream.current.train, params.ewc_fisher_samples, generator, job.device)
+    consolidate(model, fisher, job.context.state)
+
+
+def kept_tensors(state: RecordDict) -> list[torch.Tensor]:
+    """EWC's tensors in the node state (what only further training needs)."""
+    records = [state.array_records[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
+    return [t for tensors in records for t in tensors.values()]

@@ -1,11 +1,15 @@
 """Local learning's client half: the client's own multi-head model, kept in its node
-state between rounds; nothing but metrics goes back."""
+state between rounds, optionally under EWC (:mod:`fedsparse.clients.ewc`); nothing but
+metrics goes back."""
 
 from __future__ import annotations
 
 from flwr.app import ArrayRecord, RecordDict
 
 from fedsparse import protocol
+from fedsparse.clients.ewc import EWCParams, penalty
+from fedsparse.clients.ewc import end_of_task as ewc_end_of_task
+from fedsparse.clients.ewc import kept_tensors as ewc_kept_tensors
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
 from fedsparse.models.multihead import MultiHeadNet
@@ -23,7 +27,10 @@ class LocalLearner(Learner):
         if MODEL_STATE in state.array_records:
             model.load_state_dict(state.array_records[MODEL_STATE].to_torch_state_dict())
         model.select(stream.pool_id)
-        stats = stream.train(model)
+        ewc = EWCParams.of(protocol.learner_params(job.config))
+        stats = stream.train(model, regularizer=penalty(model, state, ewc.ewc_lambda))
         accuracies = stream.task_accuracies(model)
+        ewc_end_of_task(model, stream, job, ewc)
         state[MODEL_STATE] = ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        return protocol.reply(None, stream.metrics(stats, accuracies, stream.kept_tensors(model)))
+        metrics = stream.metrics(stats, accuracies, stream.kept_tensors(model), ewc_kept_tensors(state))
+        return protocol.reply(None, metrics)

@@ -24,7 +24,9 @@ import torch
 from flwr.app import ArrayRecord, RecordDict
 
 from fedsparse import protocol
-from fedsparse.clients.ewc import ANCHOR, FISHER, EWCParams, consolidate, fisher_diagonal, penalty
+from fedsparse.clients.ewc import EWCParams, penalty
+from fedsparse.clients.ewc import end_of_task as ewc_end_of_task
+from fedsparse.clients.ewc import kept_tensors as ewc_kept_tensors
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
 from fedsparse.models.multihead import HEADS, TRUNK, MultiHeadNet
@@ -98,15 +100,9 @@ class PlainLearner(Learner):
         terms = [self.regularizer(job, model), penalty(model, state, ewc.ewc_lambda)]
         stats = stream.train(model, regularizer=summed([t for t in terms if t is not None]))
         accuracies = stream.task_accuracies(model)
-        if ewc.ewc_lambda > 0 and stream.ends_task:
-            model.select(stream.pool_id)
-            generator = torch.Generator().manual_seed(job.seed() + 1)
-            fisher = fisher_diagonal(model, stream.current.train, ewc.ewc_fisher_samples, generator, job.device)
-            consolidate(model, fisher, state)
+        ewc_end_of_task(model, stream, job, ewc)
         state[HEADS_STATE] = ArrayRecord({name: t.detach().cpu() for name, t in model.heads_state().items()})
-        consolidated = [state.array_records[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
-        ewc_state = [t for tensors in consolidated for t in tensors.values()]
-        metrics = stream.metrics(stats, accuracies, stream.kept_tensors(model), ewc_state)
+        metrics = stream.metrics(stats, accuracies, stream.kept_tensors(model), ewc_kept_tensors(state))
         return protocol.reply(encode_state(model.body_state()), metrics)
 
 

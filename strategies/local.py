@@ -9,21 +9,31 @@ either way.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from fedsparse import protocol
 from fedsparse.catalog import STRATEGIES, StrategySpec
-from fedsparse.strategy import Strategy, Upload
+from fedsparse.clients.ewc import EWCParams
+from fedsparse.strategy import Strategy, StrategyContext, Upload
 
 
-class LocalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LocalParams(EWCParams):
+    """Local learning has no parameters of its own; its clients may add EWC."""
 
 
 class Local(Strategy):
     learner = "local"
+
+    def __init__(self, context: StrategyContext, ewc: EWCParams | None = None) -> None:
+        super().__init__(context)
+        self.ewc = ewc or EWCParams()
+
+    def learner_params(self) -> dict[str, Any]:
+        """EWC's settings, when it is on."""
+        return self.ewc.model_dump() if self.ewc.ewc_lambda > 0 else {}
 
     def initial_arrays(self, model: nn.Module) -> ArrayRecord:
         return ArrayRecord()
@@ -36,5 +46,12 @@ class Local(Strategy):
 
 
 STRATEGIES.add(
-    "local", StrategySpec(LocalParams, lambda params, ctx: Local(ctx), supports_tasks=True, requires_tasks=True)
+    "local",
+    StrategySpec(
+        LocalParams,
+        lambda params, ctx: Local(ctx, params),
+        problems=lambda params, cfg: params.problems("local", cfg),
+        supports_tasks=True,
+        requires_tasks=True,
+    ),
 )

@@ -42,6 +42,7 @@ def test_client_state_survives_rounds_and_a_task_boundary_under_ray(tmp_path: Pa
 
 def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> None:
     results = {name: run(tmp_path, name) for name in ("local", "fedavg", "fedprox", "fedweit")}
+    local_ewc = run(tmp_path / "ewc", "local", "strategy.local.ewc_lambda=100")
     for name, (rows, summary) in results.items():
         assert [row["task"] for row in rows] == [1, 1, 2, 2]
         assert rows[0]["forgetting"] is None and rows[-1]["forgetting"] is not None
@@ -68,6 +69,11 @@ def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> 
     assert results["local"][0][-1]["model_size_bytes"] == results["fedavg"][0][-1]["model_size_bytes"]
     for name in ("local", "fedavg", "fedprox"):  # nothing kept for training only
         assert all(row["state_size_bytes"] == row["model_size_bytes"] for row in results[name][0]), name
+    # EWC on a local learner: its Fisher and anchor from the first task's end, then its penalty
+    ewc_rows = local_ewc[0]
+    assert [row["state_size_bytes"] > row["model_size_bytes"] for row in ewc_rows] == [False, True, True, True]
+    assert [r["task_accuracy"] for r in ewc_rows[:2]] == [r["task_accuracy"] for r in results["local"][0][:2]]
+    assert ewc_rows[2]["task_accuracy"] != results["local"][0][2]["task_accuracy"]
     # FedWeIT's state adds each finished task's stored theta (dense, one float32 per weight of B)
     weights = sum(m.weight.numel() for m in net.trunk.modules() if isinstance(m, nn.Linear | nn.Conv2d))
     finished = [0, 1, 1, 2]  # tasks of 2 rounds: the second round of each ends one
