@@ -74,6 +74,17 @@ def after_first_task(run: Path) -> float:
     return [row for row in read_metrics(run) if row["task"] == 1][-1]["avg_task_accuracy"]
 
 
+def learning_accuracy(run: Path) -> float:
+    """Each task's accuracy at the end of its own rounds, averaged over tasks and the
+    clients that trained then: how well a task is learned, before any forgetting."""
+    rows = read_metrics(run)
+    accuracies = []
+    for task in sorted({row["task"] for row in rows}):
+        last = [row for row in rows if row["task"] == task][-1]
+        accuracies += [seen[task - 1] for seen in last["task_accuracy"].values()]
+    return statistics.fmean(accuracies)
+
+
 def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
     """One scenario's rows: accuracy at the end of the first task and at the end (with
     Welch's p against the best baseline present), forgetting, traffic and model size, and
@@ -83,11 +94,13 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
     accuracy = {name: [s["final_avg_task_accuracy"] for s in results] for name, results in summaries.items()}
     best = best_of(accuracy, BASELINES)
     first_task = {name: [after_first_task(d) for d in dirs] for name, dirs in runs.items()}
+    learned = {name: [learning_accuracy(d) for d in dirs] for name, dirs in runs.items()}
     head = [
         "strategy",
         "acc after task 1 (%)",
         "final avg task acc (%)",
         f"p vs {best}",
+        "task acc at its end (%)",
         "forgetting (pts)",
         "MB up",
         "MB down",
@@ -111,6 +124,7 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
                     mean_std_text(first_task[name], 100),
                     mean_std_text(accuracy[name], 100),
                     p_versus(accuracy, name, best),
+                    mean_std_text(learned[name], 100),
                     mean_std_text([s["final_forgetting"] for s in results], 100),
                     mean_std_text(ups, 1 / BYTES_PER_MB, 1),
                     mean_std_text([s["bytes_down_total"] for s in results], 1 / BYTES_PER_MB, 1),
@@ -238,7 +252,9 @@ def main() -> None:
         "well). Accuracy is each "
         "client's own model on the test set of every task it has seen, with that task's head, "
         "averaged over tasks and clients; forgetting is the mean drop from a task's best accuracy "
-        "to its final one. MB are the encoded arrays that crossed the wire (the byte ledger); "
+        "to its final one; task accuracy at its end is each task's accuracy after its own last round "
+        "(how well it was learned, before any forgetting). MB are the encoded arrays that crossed the "
+        "wire (the byte ledger); "
         "model size is what a client keeps to serve all its tasks (trunk or B, masks, biases, A, knowledge, "
         "the heads of its tasks), state adds what only further training needs (FedWeIT: each finished task's "
         "weights, which its drift penalty compares against; EWC: the Fisher sum and its anchor), sparse tensors "
