@@ -74,15 +74,37 @@ def after_first_task(run: Path) -> float:
     return [row for row in read_metrics(run) if row["task"] == 1][-1]["avg_task_accuracy"]
 
 
-def learning_accuracy(run: Path) -> float:
-    """Each task's accuracy at the end of its own rounds, averaged over tasks and the
-    clients that trained then: how well a task is learned, before any forgetting."""
+def learned_by_position(run: Path) -> list[float]:
+    """For the 1st, 2nd, … task of the streams: its accuracy at the end of its own rounds,
+    averaged over the clients that trained then (how well it was learned, before any
+    forgetting)."""
     rows = read_metrics(run)
-    accuracies = []
+    learned = []
     for task in sorted({row["task"] for row in rows}):
         last = [row for row in rows if row["task"] == task][-1]
-        accuracies += [seen[task - 1] for seen in last["task_accuracy"].values()]
-    return statistics.fmean(accuracies)
+        learned.append(statistics.fmean(seen[task - 1] for seen in last["task_accuracy"].values()))
+    return learned
+
+
+def learning_accuracy(run: Path) -> float:
+    """:func:`learned_by_position` averaged over the tasks."""
+    return statistics.fmean(learned_by_position(run))
+
+
+def position_table(runs: dict[str, list[Path]]) -> list[str]:
+    """Per strategy, each task's accuracy at its own end by its place in the stream
+    (mean ± std over seeds): whether later tasks are learned better (forward transfer)
+    or worse (lost plasticity) than the first."""
+    learned = {name: [learned_by_position(d) for d in dirs] for name, dirs in runs.items()}
+    positions = len(next(iter(learned.values()))[0])
+    lines = [
+        "| strategy | " + " | ".join(f"task {k + 1}" for k in range(positions)) + " |",
+        "|" + "---|" * (positions + 1),
+    ]
+    for name, seeds in learned.items():
+        cells = [mean_std_text([seed[k] for seed in seeds], 100) for k in range(positions)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
@@ -266,6 +288,11 @@ def main() -> None:
     ]
     for bench, runs in all_runs.items():
         lines += table(f"{bench} (`{BENCHMARKS[bench]}`)", runs)
+    lines += [
+        "Permuted MNIST, each task's accuracy at the end of its own rounds (%), by its place in the clients' streams:",
+        "",
+        *position_table(all_runs["permuted MNIST"]),
+    ]
     lines += [
         "## Task similarity: how much the clients' tasks overlap",
         "",
