@@ -159,13 +159,20 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
         )
     claim = "fedweit", "fedweit, no communication"
     if all(name in accuracy for name in claim):
-        gap = statistics.fmean(accuracy[claim[0]]) - statistics.fmean(accuracy[claim[1]])
         lines += [
             "",
-            f"FedWeIT vs its no-communication ablation (transfer between clients): {gap * 100:+.2f} points, "
-            f"Welch p = {p_text(welch_p(accuracy[claim[0]], accuracy[claim[1]]))}.",
+            "FedWeIT vs its no-communication ablation (transfer between clients): final accuracy "
+            f"{gap_text(accuracy, *claim)}; task accuracy at its end {gap_text(learned, *claim)}.",
         ]
     return [*lines, ""]
+
+
+def gap_text(values: dict[str, list[float]], name: str, reference: str, brief: bool = False) -> str:
+    """``name``'s mean minus ``reference``'s in points, with Welch's p (``brief``: for a
+    table cell)."""
+    gap = statistics.fmean(values[name]) - statistics.fmean(values[reference])
+    p = p_text(welch_p(values[name], values[reference]))
+    return f"{gap * 100:+.2f} (p {p})" if brief else f"{gap * 100:+.2f} points (Welch p = {p})"
 
 
 def plot(all_runs: dict[str, dict[str, list[Path]]], path: Path) -> None:
@@ -206,11 +213,7 @@ def similarity_table(runs: dict[str, dict[str, list[Path]]]) -> list[str]:
             for name in SIMILARITY_VARIANTS
         ]
         for ablation in ("fedweit, no knowledge base", "fedweit, no communication"):
-            cells = []
-            for column in runs:
-                full, other = accuracy[column]["fedweit"], accuracy[column][ablation]
-                gap = statistics.fmean(full) - statistics.fmean(other)
-                cells.append(f"{gap * 100:+.2f} (p {p_text(welch_p(full, other))})")
+            cells = [gap_text(accuracy[column], "fedweit", ablation, brief=True) for column in runs]
             lines.append(f"| fedweit − ({ablation}) | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
