@@ -43,6 +43,12 @@ BENCHMARKS = {"split MNIST": "fcl_split_mnist.yaml", "permuted MNIST": "fcl_perm
 # (100) on both benchmarks, FedAvg + EWC (final average task accuracy, permuted / split MNIST):
 # 0 → 0.832 / 0.994, 1 → 0.834 / 0.993, 10 → 0.826 / 0.989, 100 → 0.798 / 0.991
 EWC_LAMBDA = 1.0
+# the control of EWC without averaging, on permuted MNIST: local + EWC, its strength chosen
+# the same way for local (held-out seed 100, final average task accuracy):
+# LOCAL_EWC_SELECTION
+LOCAL_EWC_LAMBDA = 0.0
+LOCAL_EWC = ["strategy.name=local", f"strategy.local.ewc_lambda={LOCAL_EWC_LAMBDA}"]
+EWC_CONTROL = ("local", "local + EWC", "fedavg", "fedavg + EWC")
 VARIANTS: dict[str, list[str]] = {
     "local": ["strategy.name=local"],
     "fedavg": ["strategy.name=fedavg"],
@@ -53,7 +59,7 @@ VARIANTS: dict[str, list[str]] = {
     "fedweit, no knowledge base": ["strategy.name=fedweit", "strategy.fedweit.knowledge_base=false"],
     "fedweit, no communication": ["strategy.name=fedweit", "strategy.fedweit.communicate=false"],
 }
-BASELINES = ("local", "fedavg", "fedprox", "fedavg + EWC", "fedprox + EWC")
+BASELINES = ("local", "local + EWC", "fedavg", "fedprox", "fedavg + EWC", "fedprox + EWC")
 # the paper's axis, on permuted MNIST, from most to least overlap: every client learns the
 # same 5 tasks in the same order (at any time all on one task); the same 5 in its own
 # order; 5 of a pool of 8 (the benchmark above); 5 of 25. Column → scenario key, overrides.
@@ -236,6 +242,7 @@ def main() -> None:
             for bench, config in BENCHMARKS.items():
                 for name in args.variants:
                     work[(bench, name, seed)] = (config, VARIANTS[name])
+            work[("permuted MNIST", "local + EWC", seed)] = (permuted, LOCAL_EWC)
         if seed < args.scenario_seeds:
             for scenario, overrides in SIMILARITY.values():
                 if scenario not in BENCHMARKS:
@@ -256,6 +263,8 @@ def main() -> None:
         bench: {name: [folders[(bench, name, s)] for s in range(args.seeds)] for name in args.variants}
         for bench in BENCHMARKS
     }
+    seeds = range(args.seeds)
+    ewc_control = {name: [folders[("permuted MNIST", name, s)] for s in seeds] for name in EWC_CONTROL}
     scenario_seeds = range(args.scenario_seeds)
     similarity = {
         column: {name: [folders[(scenario, name, s)] for s in scenario_seeds] for name in SIMILARITY_VARIANTS}
@@ -296,6 +305,11 @@ def main() -> None:
         "",
         *position_table(all_runs["permuted MNIST"]),
     ]
+    lines += table(
+        f"EWC without averaging: permuted MNIST, local + EWC (strength {LOCAL_EWC_LAMBDA:g}, chosen as above "
+        "for local)",
+        ewc_control,
+    )
     lines += [
         "## Task similarity: how much the clients' tasks overlap",
         "",
