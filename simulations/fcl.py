@@ -164,6 +164,10 @@ def table(heading: str, runs: dict[str, list[Path]]) -> list[str]:
             )
             + " |"
         )
+    shared = [name for name in ("fedavg", "fedprox") if name in first_task]
+    if "local" in first_task and shared:
+        gaps = "; ".join(f"{name} {gap_text(first_task, name, 'local')}" for name in shared)
+        lines += ["", f"After the first task, against local training: {gaps}."]
     claim = "fedweit", "fedweit, no communication"
     if all(name in accuracy for name in claim):
         lines += [
