@@ -2,12 +2,15 @@
 
 Runs every variant on ``configs/fcl_split_mnist.yaml`` (5 clients × 5 tasks of 2
 classes) and ``configs/fcl_permuted_mnist.yaml`` (5 clients × 5 of 8 permutations) over
-``--seeds`` seeds, and on permuted MNIST two more scenarios over ``--scenario-seeds``:
-task similarity (from one shared task sequence to 5 of 25 permutations) and partial participation (10
-clients, 5 a round). Resumable, one core per run. Writes ``docs/results/fcl.md`` and
-``docs/results/fcl.png``: final average task accuracy, forgetting, MB up and down, upload
-relative to FedAvg, model size per client (each mean ± std), Welch's t-test of each
-row's accuracy against the best baseline, and average accuracy over the task sequence.
+``--seeds`` seeds, with the EWC control (local + EWC) on permuted MNIST; and on permuted
+MNIST two more scenarios over ``--scenario-seeds``: task similarity (from one shared task
+sequence to 5 of 25 permutations) and partial participation (10 clients, 5 a round).
+Resumable, one core per run (``--ray-address``: Ray tasks on a cluster). Writes
+``docs/results/fcl.md`` and ``docs/results/fcl.png``: accuracy after the first task and at
+the end, each task's accuracy at its own end (overall and by its place in the stream),
+forgetting, MB up and down, upload relative to FedAvg, model size and state per client
+(each mean ± std), Welch's t-test against the best baseline and of FedWeIT against its
+no-communication ablation, and average accuracy over the task sequence.
 
     python simulations/fcl.py --seeds 5 --scenario-seeds 3 --jobs 2
 """
