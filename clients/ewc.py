@@ -45,6 +45,10 @@ class EWCParams(BaseModel):
             return [f"strategy.{strategy}.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0"]
         return []
 
+    def learner_params(self) -> dict[str, Any]:
+        """What a strategy sends its learners: these settings when EWC is on, else nothing."""
+        return self.model_dump() if self.ewc_lambda > 0 else {}
+
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> EWCParams:
         """EWC's settings among a learner's parameters (others ignored)."""

@@ -39,7 +39,7 @@ class FedAvg(Strategy):
 
     def learner_params(self) -> dict[str, Any]:
         """EWC's settings, when it is on (task streams only)."""
-        return self.ewc.model_dump() if self.ewc.ewc_lambda > 0 else {}
+        return self.ewc.learner_params()
 
     def aggregate(self, server_round: int, uploads: list[Upload]) -> ArrayRecord | None:
         return mean_of(uploads)

@@ -33,7 +33,7 @@ class Local(Strategy):
 
     def learner_params(self) -> dict[str, Any]:
         """EWC's settings, when it is on."""
-        return self.ewc.model_dump() if self.ewc.ewc_lambda > 0 else {}
+        return self.ewc.learner_params()
 
     def initial_arrays(self, model: nn.Module) -> ArrayRecord:
         return ArrayRecord()
