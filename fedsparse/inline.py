@@ -95,25 +95,13 @@ class InlineGrid(Grid):
         self._run = run
         self._threads = threads
         self._pending: dict[str, Message] = {}
-        self._contexts: dict[int, Context] = {}
-        while len(self._contexts) < num_nodes:
+        self._state_root = state_root
+        self._partition_of: dict[int, int] = {}  # node id -> partition id, in partition order
+        while len(self._partition_of) < num_nodes:
             node_id = random_id(NODE_ID_NUM_BYTES)
-            if node_id in self._contexts:
-                continue
-            partition_id = len(self._contexts)
-            node_config: dict[str, bool | float | int | str] = {
-                PARTITION_ID_KEY: partition_id,
-                NUM_PARTITIONS_KEY: num_nodes,
-            }
-            if state_root is not None:
-                node_config[protocol.STATE_DIR] = str(state_root / f"client-{partition_id}")
-            self._contexts[node_id] = Context(
-                run_id=run.run_id,
-                node_id=node_id,
-                node_config=node_config,
-                state=RecordDict(),
-                run_config=dict(run.override_config),
-            )
+            if node_id not in self._partition_of:
+                self._partition_of[node_id] = len(self._partition_of)
+        self._contexts: dict[int, Context] = {}  # a node's Context, from its first successful call
 
     # --- run and nodes
     @property
@@ -136,11 +124,37 @@ class InlineGrid(Grid):
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self) -> Iterable[int]:
-        return list(self._contexts)
+        return list(self._partition_of)
 
     def context_of(self, node_id: int) -> Context:
-        """A node's current Context (what its ClientApp sees next)."""
+        """A node's current Context (what its ClientApp sees next), kept from now on."""
+        if node_id not in self._contexts:
+            self._contexts[node_id] = self._fresh_context(node_id)
         return self._contexts[node_id]
+
+    def _fresh_context(self, node_id: int) -> Context:
+        """The Context a node starts the run with: its node config and an empty state.
+        Built when first needed, so registering 10^5 nodes costs only their ids."""
+        partition_id = self._partition_of[node_id]
+        node_config: dict[str, bool | float | int | str] = {
+            PARTITION_ID_KEY: partition_id,
+            NUM_PARTITIONS_KEY: len(self._partition_of),
+        }
+        if self._state_root is not None:
+            node_config[protocol.STATE_DIR] = str(self._state_root / f"client-{partition_id}")
+        return Context(
+            run_id=self._run.run_id,
+            node_id=node_id,
+            node_config=node_config,
+            state=RecordDict(),
+            run_config=dict(self._run.override_config),
+        )
+
+    def _callee_context(self, node_id: int) -> Context:
+        """The node's Context for a call to change as it likes: a copy of the committed
+        one, or a fresh one (nothing else holds it) before the node's first success."""
+        committed = self._contexts.get(node_id)
+        return self._fresh_context(node_id) if committed is None else clone(committed)
 
     # --- messages
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
@@ -149,7 +163,7 @@ class InlineGrid(Grid):
         for message in messages:
             set_message_id(message, str(uuid4()))
             errors = validate_message(message, is_reply_message=False)
-            if message.metadata.dst_node_id not in self._contexts:
+            if message.metadata.dst_node_id not in self._partition_of:
                 errors.append(f"unknown destination node {message.metadata.dst_node_id}")
             if message.metadata.run_id != self._run.run_id:
                 errors.append(f"invalid run ID {message.metadata.run_id}")
@@ -181,7 +195,7 @@ class InlineGrid(Grid):
     def _call(self, message: Message) -> Message:
         """Run the ClientApp on a copy of ``message``; commit the node's Context on success."""
         node_id = message.metadata.dst_node_id
-        reply, context = call_client_app(self._app, clone(message), clone(self._contexts[node_id]), self._threads)
+        reply, context = call_client_app(self._app, clone(message), self._callee_context(node_id), self._threads)
         if context is not None:
             self._contexts[node_id] = context
         set_message_id(reply, str(uuid4()))

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REACH_SECONDS = 5.0  # how long a cluster's head may take to accept a connection
+WORKER_NICENESS = "worker_niceness"  # Ray's system-config key for its workers' niceness
 COHORTS_PER_ACTOR = 2  # a round's messages are cut into this many cohorts per actor
 
 
@@ -147,7 +148,9 @@ class RayGrid(InlineGrid):
         while cohorts or running:
             while cohorts and free:
                 actor, cohort = free.pop(), cohorts.pop(0)
-                jobs = [(message_to_bytes(m), context_to_bytes(self._contexts[m.metadata.dst_node_id])) for m in cohort]
+                jobs = [
+                    (message_to_bytes(m), context_to_bytes(self.context_of(m.metadata.dst_node_id))) for m in cohort
+                ]
                 running[actor.call.remote(jobs)] = (actor, cohort)
             wait = None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=wait)
@@ -170,9 +173,18 @@ class RayGrid(InlineGrid):
 
 def ray_init_args(address: str | None) -> dict[str, Any]:
     """``ray.init`` arguments: a private local Ray unless ``address`` names a cluster
-    (``ray.init()`` with no address would attach to any cluster another process started)."""
+    (``ray.init()`` with no address would attach to any cluster another process started).
+
+    The private Ray runs its workers at the driver's priority. Ray's default starts them
+    at niceness 15, so that the driver and Ray's own daemons win every contended core; in
+    a simulation the workers are the clients, the whole workload, and at niceness 15 they
+    wait on the driver's every thread. A cluster keeps what its raylets were started with
+    (``RAY_worker_niceness=0 ray start ...`` does the same there)."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    return {"address": address or "local", "logging_level": logging.ERROR, "log_to_driver": False}
+    args: dict[str, Any] = {"address": address or "local", "logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None:
+        args["_system_config"] = {WORKER_NICENESS: 0}
+    return args
 
 
 def cluster_resources(address: str) -> dict[str, float]:

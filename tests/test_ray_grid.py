@@ -1,14 +1,17 @@
 """The Ray engine on real Ray clusters started here (tests/ray_cluster.py): clients spread
 over two raylets with the inline engine's results, GPU shares scheduled as declared, and
-client resources checked against the cluster's, not the driver's."""
+client resources checked against the cluster's, not the driver's; and the private Ray a
+run starts, whose workers get the driver's priority."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
+from fedsparse.ray_grid import ray_init_args
 
 from .conftest import REPO
 from .helpers import simulate, without_timings
@@ -66,3 +69,18 @@ def test_client_resources_are_checked_against_the_clusters() -> None:
                 validate_config(apply_overrides(raw, [*attach, f"engine.client_resources={resources}"]))
     with pytest.raises(ConfigError, match=f"engine.ray_address: cannot attach to a Ray cluster at {address}"):
         validate_config(apply_overrides(raw, attach))
+
+
+def niceness() -> int:
+    return os.nice(0)
+
+
+def test_the_private_ray_runs_its_workers_at_the_drivers_priority() -> None:
+    import ray
+
+    ray.init(**ray_init_args(None), num_cpus=1)
+    try:
+        worker_niceness = ray.get(ray.remote(niceness).remote())
+    finally:
+        ray.shutdown()
+    assert worker_niceness == niceness()  # Ray's own default is 15: clients starved by the driver
