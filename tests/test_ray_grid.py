@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedsparse.config import ConfigError, apply_overrides, read_yaml, validate_config
-from fedsparse.ray_grid import ray_init_args
+from fedsparse.ray_grid import even_split, ray_init_args
 
 from .conftest import REPO
 from .helpers import simulate, without_timings
@@ -84,3 +84,13 @@ def test_the_private_ray_runs_its_workers_at_the_drivers_priority() -> None:
     finally:
         ray.shutdown()
     assert worker_niceness == niceness()  # Ray's own default is 15: clients starved by the driver
+
+
+@pytest.mark.parametrize(
+    ("count", "parts", "lengths"),
+    [(10, 4, [3, 3, 2, 2]), (1000, 4, [250] * 4), (3, 8, [1, 1, 1]), (7, 1, [7]), (0, 4, [])],
+)
+def test_cohorts_are_cut_evenly_and_keep_the_order(count: int, parts: int, lengths: list[int]) -> None:
+    cohorts = even_split(list(range(count)), parts)
+    assert [len(c) for c in cohorts] == lengths
+    assert [i for c in cohorts for i in c] == list(range(count))
