@@ -19,6 +19,7 @@ import torch
 from flwr.app import ArrayRecord, RecordDict
 from pydantic import BaseModel, ConfigDict, Field
 
+from fedsparse.compat import records_of
 from fedsparse.data import ArrayDataset
 from fedsparse.models.multihead import MultiHeadNet
 
@@ -78,11 +79,11 @@ def fisher_diagonal(
 
 def penalty(model: MultiHeadNet, state: RecordDict, strength: float) -> Callable[[], torch.Tensor] | None:
     """(strength / 2) · F · (theta - anchor)², or None before the first task has ended."""
-    if strength == 0 or FISHER not in state.array_records:
+    if strength == 0 or FISHER not in records_of(state, ArrayRecord):
         return None
     device = next(model.parameters()).device
-    fisher = {k: v.to(device) for k, v in state.array_records[FISHER].to_torch_state_dict().items()}
-    anchor = {k: v.to(device) for k, v in state.array_records[ANCHOR].to_torch_state_dict().items()}
+    fisher = {k: v.to(device) for k, v in records_of(state, ArrayRecord)[FISHER].to_torch_state_dict().items()}
+    anchor = {k: v.to(device) for k, v in records_of(state, ArrayRecord)[ANCHOR].to_torch_state_dict().items()}
     params = {f"trunk.{name}": p for name, p in model.trunk.named_parameters()}
 
     def term() -> torch.Tensor:
@@ -96,9 +97,9 @@ def consolidate(model: MultiHeadNet, fisher: Mapping[str, torch.Tensor], state: 
     """Fold the task just finished (its Fisher, the weights now) into the node state."""
     weights = {f"trunk.{name}": p.detach().cpu() for name, p in model.trunk.named_parameters()}
     new = {name: f.cpu() for name, f in fisher.items()}
-    if FISHER in state.array_records:
-        old_f = state.array_records[FISHER].to_torch_state_dict()
-        old_a = state.array_records[ANCHOR].to_torch_state_dict()
+    if FISHER in records_of(state, ArrayRecord):
+        old_f = records_of(state, ArrayRecord)[FISHER].to_torch_state_dict()
+        old_a = records_of(state, ArrayRecord)[ANCHOR].to_torch_state_dict()
         total = {n: old_f[n] + new[n] for n in new}
         anchor = {n: (old_f[n] * old_a[n] + new[n] * weights[n]) / total[n].clamp_min(1e-30) for n in new}
     else:
@@ -120,5 +121,5 @@ def end_of_task(model: MultiHeadNet, stream: ClientStream, job: ClientJob, param
 
 def kept_tensors(state: RecordDict) -> list[torch.Tensor]:
     """EWC's tensors in the node state (what only further training needs)."""
-    records = [state.array_records[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
+    records = [records_of(state, ArrayRecord)[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
     return [t for tensors in records for t in tensors.values()]

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsparse import protocol
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
+from fedsparse.compat import records_of
 from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.wire import encode_sparse_state, float_tensors
@@ -92,10 +93,10 @@ def restore_net(job: ClientJob) -> DecomposedNet:
     plain = job.task.initial_model()
     assert isinstance(plain, MultiHeadNet)
     state = job.context.state
-    if NET_STATE not in state.array_records:
+    if NET_STATE not in records_of(state, ArrayRecord):
         return DecomposedNet(plain)
-    tensors = state.array_records[NET_STATE].to_torch_state_dict()
-    return DecomposedNet.restore(plain, dict(state.config_records[STRUCTURE]), tensors)
+    tensors = records_of(state, ArrayRecord)[NET_STATE].to_torch_state_dict()
+    return DecomposedNet.restore(plain, dict(records_of(state, ConfigRecord)[STRUCTURE]), tensors)
 
 
 def save_net(net: DecomposedNet, context: Context) -> None:
@@ -117,7 +118,9 @@ class FedWeITLearner(Learner):
                 late = net.finish_task(params.lambda1)
                 if params.communicate and params.knowledge_base:
                     extra[protocol.ADAPTIVE] = encode_sparse_state(late)
-            knowledge = read_knowledge(job.message.content.array_records.get(protocol.KNOWLEDGE), net.base_shapes())
+            knowledge = read_knowledge(
+                records_of(job.message.content, ArrayRecord).get(protocol.KNOWLEDGE), net.base_shapes()
+            )
             net.add_task(stream.pool_id, knowledge)
         net.select(stream.pool_id)
         stats = stream.train(

@@ -12,6 +12,7 @@ from fedsparse.clients.ewc import end_of_task as ewc_end_of_task
 from fedsparse.clients.ewc import kept_tensors as ewc_kept_tensors
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
+from fedsparse.compat import records_of
 from fedsparse.models.multihead import MultiHeadNet
 
 MODEL_STATE = "local.model"  # Context.state record: the client's own model tensors
@@ -24,8 +25,8 @@ class LocalLearner(Learner):
         state = job.context.state
         model = job.task.initial_model()
         assert isinstance(model, MultiHeadNet)
-        if MODEL_STATE in state.array_records:
-            model.load_state_dict(state.array_records[MODEL_STATE].to_torch_state_dict())
+        if MODEL_STATE in records_of(state, ArrayRecord):
+            model.load_state_dict(records_of(state, ArrayRecord)[MODEL_STATE].to_torch_state_dict())
         model.select(stream.pool_id)
         ewc = EWCParams.of(protocol.learner_params(job.config))
         stats = stream.train(model, regularizer=penalty(model, state, ewc.ewc_lambda))

@@ -15,10 +15,11 @@ import logging
 import re
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context
 
 from fedsparse import protocol
 from fedsparse.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from fedsparse.compat import records_of
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def save_node_state(context: Context, state_dir: Path, server_round: int) -> Non
     state_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = Checkpoint(
         round=server_round,
-        records=dict(context.state.array_records),
-        values={name: dict(record) for name, record in context.state.config_records.items()},
+        records=dict(records_of(context.state, ArrayRecord)),
+        values={name: dict(record) for name, record in records_of(context.state, ConfigRecord).items()},
     )
     save_checkpoint(_file(state_dir, server_round), checkpoint)
     for old in _saved_rounds(state_dir)[:-_KEEP]:
@@ -57,7 +58,7 @@ def save_node_state(context: Context, state_dir: Path, server_round: int) -> Non
 
 def restore_node_state(context: Context, state_dir: Path, server_round: int) -> None:
     """Fill an empty node state from the newest file saved before ``server_round``."""
-    if context.state.array_records or context.state.config_records:
+    if any(isinstance(record, (ArrayRecord, ConfigRecord)) for record in context.state.values()):
         return  # the node kept its state in memory
     earlier = [r for r in _saved_rounds(state_dir) if r < server_round]
     if not earlier:

@@ -29,6 +29,7 @@ from fedsparse.clients.ewc import end_of_task as ewc_end_of_task
 from fedsparse.clients.ewc import kept_tensors as ewc_kept_tensors
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
 from fedsparse.clients.streams import ClientStream
+from fedsparse.compat import records_of
 from fedsparse.models.multihead import HEADS, TRUNK, MultiHeadNet
 from fedsparse.prune import scaled_activations
 from fedsparse.quant import Precision
@@ -91,8 +92,8 @@ class PlainLearner(Learner):
         stream, state = ClientStream(job), job.context.state
         model = job.task.initial_model()  # a client's heads start as the run's initial ones
         assert isinstance(model, MultiHeadNet)
-        if HEADS_STATE in state.array_records:
-            model.load_part(state.array_records[HEADS_STATE].to_torch_state_dict(), HEADS)
+        if HEADS_STATE in records_of(state, ArrayRecord):
+            model.load_part(records_of(state, ArrayRecord)[HEADS_STATE].to_torch_state_dict(), HEADS)
         model.load_part(float_tensors(protocol.arrays_of(job.message.content)), TRUNK)
         model.select(stream.pool_id)
         model.to(job.device)

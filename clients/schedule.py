@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, RecordDict
 
+from fedsparse.compat import records_of
 from fedsparse.sections import PlateauConfig
 
 SCHEDULE_STATE = "streams.lr-plateau"  # Context.state record: the current task's rate and count
@@ -30,7 +31,7 @@ class PlateauSchedule:
     @classmethod
     def resume(cls, state: RecordDict, config: PlateauConfig, lr: float, stage: int) -> PlateauSchedule:
         """The schedule saved in ``state`` for ``stage``, or a fresh one at ``lr``."""
-        record = state.config_records.get(SCHEDULE_STATE, ConfigRecord())
+        record = records_of(state, ConfigRecord).get(SCHEDULE_STATE, ConfigRecord())
         saved = {key: float(value) for key, value in record.items() if isinstance(value, int | float)}
         if saved.get("stage") != stage:
             return cls(config, stage, lr, math.inf, config.patience)

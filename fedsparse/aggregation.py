@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, RecordDict
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
+from fedsparse.compat import records_of
 from fedsparse.wire import decode_float_state
 
 State = dict[str, np.ndarray]
 
 
 def reply_weight(content: RecordDict, weight_key: str) -> float:
-    value = next(iter(content.metric_records.values()))[weight_key]
+    value = next(iter(records_of(content, MetricRecord).values()))[weight_key]
     assert isinstance(value, (int, float)), "screened replies carry a numeric weight"
     return float(value)
 
@@ -45,7 +46,7 @@ def to_record(state: Mapping[str, np.ndarray]) -> ArrayRecord:
 def decoded_arrays(content: RecordDict) -> State:
     """The one ArrayRecord of a reply as float arrays (dequantized where packed)."""
     state: State = {}
-    for record in content.array_records.values():
+    for record in records_of(content, ArrayRecord).values():
         state.update(decode_float_state(record))
     return state
 

@@ -15,10 +15,10 @@ import functools
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from flwr.app import Context, Error, Message
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp.client_app import ClientAppException
 from flwr.common.config import get_project_dir
 from flwr.common.constant import (
@@ -61,6 +61,20 @@ __all__ = [
 # What Flower's ClientApp answers to a message type it has no handler for
 # (flwr/clientapp/client_app.py): the node runs, but cannot identify itself.
 NO_QUERY_HANDLER = "No query function registered"
+
+
+RecordKind = TypeVar("RecordKind", ArrayRecord, ConfigRecord, MetricRecord)
+
+
+def records_of(content: RecordDict, kind: type[RecordKind]) -> dict[str, RecordKind]:
+    """The records of one kind in ``content`` by name, as a plain dict to read.
+
+    Flower's ``RecordDict.array_records`` (and its config and metric twins) builds a view
+    that writes through to the RecordDict and holds a bound method of itself: a reference
+    cycle per access, which only the cyclic collector frees. On the per-message paths (the
+    ledger, node discovery, screening) those cycles made the collector run so often that it
+    took a third of the time to discover 100,000 nodes."""
+    return {name: record for name, record in content.items() if isinstance(record, kind)}
 
 
 def lacks_query_handler(error_reason: str) -> bool:

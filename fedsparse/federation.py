@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flwr.app import Message
+from flwr.app import ArrayRecord, Message
 
 from fedsparse import protocol
 from fedsparse.clock import SimulationClock
+from fedsparse.compat import records_of
 from fedsparse.config import ExperimentConfig
 from fedsparse.data import ArrayDataset, ContinualData
 from fedsparse.devices import client_devices, client_precisions, client_widths, precision_of
@@ -123,7 +124,9 @@ class Federation:
         seconds = {}
         for message in messages:
             client = directory.client_of(message.metadata.dst_node_id)
-            sent = message.content.array_records.get(protocol.ARRAYS)  # none: the client trains its own model
+            sent = records_of(message.content, ArrayRecord).get(
+                protocol.ARRAYS
+            )  # none: the client trains its own model
             shapes = full_model if sent is None else tuple((name, tuple(a.shape)) for name, a in sent.items())
             traffic = moved.get(client, {})
             seconds[client] = self.clock.client_seconds(

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from flwr.app import Message
+from flwr.app import ArrayRecord, Message
+
+from fedsparse.compat import records_of
 
 UP = "up"
 DOWN = "down"
@@ -19,7 +21,7 @@ def message_bytes(message: Message) -> int:
     """Encoded size of the arrays a message carries (Flower's own per-dtype count)."""
     if message.has_error() or not message.has_content():
         return 0
-    return sum(record.count_bytes() for record in message.content.array_records.values())
+    return sum(record.count_bytes() for record in records_of(message.content, ArrayRecord).values())
 
 
 @dataclass(frozen=True)

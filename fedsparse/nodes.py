@@ -23,7 +23,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedsparse.compat import lacks_query_handler
+from fedsparse.compat import lacks_query_handler, records_of
 from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_PARTITIONS, PROFILE
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _ask(
                 retry[node] = f"error: {reply.error.reason}"
             continue
         try:
-            declaration = Declaration.from_record(reply.content.config_records.get(IDENTITY))
+            declaration = Declaration.from_record(records_of(reply.content, ConfigRecord).get(IDENTITY))
         except ValueError as error:
             retry[node] = str(error)
             continue

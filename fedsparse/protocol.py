@@ -33,6 +33,8 @@ from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from fedsparse.compat import records_of
+
 # ---------------------------------------------------------------- record names
 ARRAYS = "arrays"
 CONFIG = "config"
@@ -97,19 +99,19 @@ FINISHED_AT = "finished-at"  # ... and when it ended
 # ---------------------------------------------------------------- typed helpers
 def config_of(content: RecordDict) -> ConfigRecord:
     """The message's config record (an empty one if it carries none)."""
-    record = content.config_records.get(CONFIG)
+    record = records_of(content, ConfigRecord).get(CONFIG)
     return record if record is not None else ConfigRecord()
 
 
 def metrics_of(content: RecordDict) -> MetricRecord | None:
     """A reply's metrics record, if it has one."""
-    return content.metric_records.get(METRICS)
+    return records_of(content, MetricRecord).get(METRICS)
 
 
 def arrays_of(content: RecordDict) -> ArrayRecord:
     """The model record a message carries: ``arrays``, else its only ArrayRecord (a stock
     Flower client may name it otherwise); ``KeyError`` if there is none to pick."""
-    records = content.array_records
+    records = records_of(content, ArrayRecord)
     if ARRAYS in records or len(records) != 1:
         return records[ARRAYS]
     return next(iter(records.values()))
@@ -209,7 +211,7 @@ def runtime_record(device: str, node: str | None, started: float, finished: floa
 def runtime_of(content: RecordDict) -> dict[str, Any]:
     """A reply's ``runtime`` record as a metrics row's client fields (``device``, ``node``,
     ``started``, ``finished``); empty if the reply has none."""
-    record = content.config_records.get(RUNTIME)
+    record = records_of(content, ConfigRecord).get(RUNTIME)
     if record is None:
         return {}
     fields = {DEVICE: record.get(DEVICE), RAN_ON_NODE: record.get(RAN_ON_NODE)}

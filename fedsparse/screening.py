@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 
 from fedsparse import protocol
+from fedsparse.compat import records_of
 from fedsparse.wire import float_values
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def check_bitwidth(metrics: MetricRecord, sent: Message) -> None:
     A float32 client may stay silent (a stock Flower client knows nothing of bitwidths;
     its float32 payload is checked by dtype like any other).
     """
-    sent_config = next(iter(sent.content.config_records.values()), None)
+    sent_config = next(iter(records_of(sent.content, ConfigRecord).values()), None)
     if sent_config is None or BITWIDTH not in sent_config:
         return
     declared = metrics.get(BITWIDTH, 32 if sent_config[BITWIDTH] == 32 else None)
@@ -109,13 +110,13 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit:
         raise RejectedReply(f"client failed: {reply.error.reason!s}")
     if not reply.has_content():
         raise RejectedReply("empty reply")
-    metrics = _only(reply.content.metric_records, "MetricRecord")
+    metrics = _only(records_of(reply.content, MetricRecord), "MetricRecord")
     if NUM_EXAMPLES not in metrics:
         raise RejectedReply(f"missing {NUM_EXAMPLES}")
     check_num_examples(metrics[NUM_EXAMPLES], example_limit)
     if with_arrays:
         check_bitwidth(metrics, sent)
-        check_reply_arrays(reply.content.array_records, sent.content.array_records)
+        check_reply_arrays(records_of(reply.content, ArrayRecord), records_of(sent.content, ArrayRecord))
 
 
 def check_reply_arrays(received: Mapping[str, ArrayRecord], sent: Mapping[str, ArrayRecord]) -> None:

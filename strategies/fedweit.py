@@ -40,6 +40,7 @@ from fedsparse.aggregation import to_record
 from fedsparse.capabilities import StrategyState, under_prefix
 from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.clients.fedweit import FedWeITParams
+from fedsparse.compat import records_of
 from fedsparse.decompose import DecomposedNet
 from fedsparse.decompose.layers import decomposition_problems
 from fedsparse.models.multihead import MultiHeadNet
@@ -160,8 +161,9 @@ class FedWeIT(Strategy):
         if not self.params.communicate:
             return self.round_start
         for upload in uploads:
-            if protocol.ADAPTIVE in upload.content.array_records and self._finishes_a_task(upload.client, server_round):
-                self.pending[upload.client] = upload.content.array_records[protocol.ADAPTIVE]
+            adaptive = records_of(upload.content, ArrayRecord).get(protocol.ADAPTIVE)
+            if adaptive is not None and self._finishes_a_task(upload.client, server_round):
+                self.pending[upload.client] = adaptive
             self.last_round[upload.client] = server_round
         return to_record(unit_mean([u.state for u in uploads], [u.weight for u in uploads]))
 

@@ -23,6 +23,7 @@ from flwr.serverapp import Grid
 
 from fedsparse import protocol
 from fedsparse.aggregation import to_record
+from fedsparse.compat import records_of
 from fedsparse.prune import ChannelLayout, Kept, SubUpdate, channel_layout, extract, scatter_mean
 from fedsparse.strategy import Strategy, StrategyContext, Upload
 from fedsparse.wire import decode_float_state, encode_at
@@ -86,7 +87,7 @@ class SubModelAvg(Strategy):
         updates = [
             SubUpdate(
                 upload.state,
-                read_kept(self.sent_train[upload.client].array_records[protocol.KEPT], self.layout),
+                read_kept(records_of(self.sent_train[upload.client], ArrayRecord)[protocol.KEPT], self.layout),
                 upload.weight,
             )
             for upload in uploads
