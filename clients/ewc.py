@@ -79,11 +79,12 @@ def fisher_diagonal(
 
 def penalty(model: MultiHeadNet, state: RecordDict, strength: float) -> Callable[[], torch.Tensor] | None:
     """(strength / 2) · F · (theta - anchor)², or None before the first task has ended."""
-    if strength == 0 or FISHER not in records_of(state, ArrayRecord):
+    kept = records_of(state, ArrayRecord)
+    if strength == 0 or FISHER not in kept:
         return None
     device = next(model.parameters()).device
-    fisher = {k: v.to(device) for k, v in records_of(state, ArrayRecord)[FISHER].to_torch_state_dict().items()}
-    anchor = {k: v.to(device) for k, v in records_of(state, ArrayRecord)[ANCHOR].to_torch_state_dict().items()}
+    fisher = {k: v.to(device) for k, v in kept[FISHER].to_torch_state_dict().items()}
+    anchor = {k: v.to(device) for k, v in kept[ANCHOR].to_torch_state_dict().items()}
     params = {f"trunk.{name}": p for name, p in model.trunk.named_parameters()}
 
     def term() -> torch.Tensor:
@@ -97,9 +98,10 @@ def consolidate(model: MultiHeadNet, fisher: Mapping[str, torch.Tensor], state: 
     """Fold the task just finished (its Fisher, the weights now) into the node state."""
     weights = {f"trunk.{name}": p.detach().cpu() for name, p in model.trunk.named_parameters()}
     new = {name: f.cpu() for name, f in fisher.items()}
-    if FISHER in records_of(state, ArrayRecord):
-        old_f = records_of(state, ArrayRecord)[FISHER].to_torch_state_dict()
-        old_a = records_of(state, ArrayRecord)[ANCHOR].to_torch_state_dict()
+    kept = records_of(state, ArrayRecord)
+    if FISHER in kept:
+        old_f = kept[FISHER].to_torch_state_dict()
+        old_a = kept[ANCHOR].to_torch_state_dict()
         total = {n: old_f[n] + new[n] for n in new}
         anchor = {n: (old_f[n] * old_a[n] + new[n] * weights[n]) / total[n].clamp_min(1e-30) for n in new}
     else:

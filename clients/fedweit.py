@@ -93,9 +93,10 @@ def restore_net(job: ClientJob) -> DecomposedNet:
     plain = job.task.initial_model()
     assert isinstance(plain, MultiHeadNet)
     state = job.context.state
-    if NET_STATE not in records_of(state, ArrayRecord):
+    kept = records_of(state, ArrayRecord).get(NET_STATE)
+    if kept is None:
         return DecomposedNet(plain)
-    tensors = records_of(state, ArrayRecord)[NET_STATE].to_torch_state_dict()
+    tensors = kept.to_torch_state_dict()
     return DecomposedNet.restore(plain, dict(records_of(state, ConfigRecord)[STRUCTURE]), tensors)
 
 

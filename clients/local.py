@@ -25,8 +25,9 @@ class LocalLearner(Learner):
         state = job.context.state
         model = job.task.initial_model()
         assert isinstance(model, MultiHeadNet)
-        if MODEL_STATE in records_of(state, ArrayRecord):
-            model.load_state_dict(records_of(state, ArrayRecord)[MODEL_STATE].to_torch_state_dict())
+        kept = records_of(state, ArrayRecord).get(MODEL_STATE)
+        if kept is not None:
+            model.load_state_dict(kept.to_torch_state_dict())
         model.select(stream.pool_id)
         ewc = EWCParams.of(protocol.learner_params(job.config))
         stats = stream.train(model, regularizer=penalty(model, state, ewc.ewc_lambda))

@@ -92,8 +92,9 @@ class PlainLearner(Learner):
         stream, state = ClientStream(job), job.context.state
         model = job.task.initial_model()  # a client's heads start as the run's initial ones
         assert isinstance(model, MultiHeadNet)
-        if HEADS_STATE in records_of(state, ArrayRecord):
-            model.load_part(records_of(state, ArrayRecord)[HEADS_STATE].to_torch_state_dict(), HEADS)
+        heads = records_of(state, ArrayRecord).get(HEADS_STATE)
+        if heads is not None:
+            model.load_part(heads.to_torch_state_dict(), HEADS)
         model.load_part(float_tensors(protocol.arrays_of(job.message.content)), TRUNK)
         model.select(stream.pool_id)
         model.to(job.device)
