@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsparse.compat import records_of
 from fedsparse.data import ArrayDataset
 from fedsparse.models.multihead import MultiHeadNet
+from fedsparse.training import model_input
 
 if TYPE_CHECKING:
     from fedsparse.clients.learner import ClientJob
@@ -66,7 +67,7 @@ def fisher_diagonal(
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
     order = torch.randperm(len(data), generator=generator)[:samples]
     for index in order.tolist():
-        x = torch.from_numpy(data.x[index : index + 1]).to(device)
+        x = model_input(data.x[index : index + 1]).to(device)
         y = torch.from_numpy(data.y[index : index + 1]).to(device)
         model.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(x), y).backward()

@@ -7,7 +7,7 @@ import torch
 
 from fedsparse.data import ArrayDataset
 from fedsparse.sections import AugmentConfig, TrainingConfig
-from fedsparse.training import augmenter, fit
+from fedsparse.training import augmenter, fit, model_input
 
 
 def test_augmentation_flips_and_crops_reproducibly() -> None:
@@ -51,3 +51,21 @@ def test_the_restricted_softmax_leaves_absent_classes_rows_untouched() -> None:
     fit(plain, data, TrainingConfig(local_epochs=2, lr=0.1), generator=torch.Generator().manual_seed(0),
         device=torch.device("cpu"))  # fmt: skip
     assert not torch.equal(plain[3].bias[3:], before["3.bias"][3:])  # without it, absent classes are pushed down
+
+
+def test_a_model_gets_the_same_layout_and_results_whatever_strides_its_images_arrived_with() -> None:
+    """Loaded images carry a stride-0 channel axis and Ray's object store rewrites it: both
+    must reach the model alike, or a seed's results would depend on the engine."""
+    from fedsparse.models.registry import build_model
+
+    images = np.random.default_rng(0).standard_normal((8, 28, 28), dtype=np.float32)
+    loaded = images[:, None][np.arange(8)]  # the channel axis as loading and indexing leave it
+    travelled = np.lib.stride_tricks.as_strided(images, (8, 1, 28, 28), (3136, 3136, 112, 4))  # as Ray returns it
+    assert loaded.strides != travelled.strides and np.array_equal(loaded, travelled)
+    first, second = model_input(loaded), model_input(travelled)
+    assert first.stride() == second.stride() and first.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    model = build_model("cnn", (1, 28, 28), 10)
+    with torch.no_grad():
+        assert torch.equal(model(first), model(second))
+    assert model_input(np.ones((3, 4), dtype=np.float32)).shape == (3, 4)  # not images: as it is

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from fedsparse.data import ArrayDataset
 from fedsparse.prowd.dequantizer import FlatWeights, ProgressiveDequantizer, features
 from fedsparse.quant import Precision
+from fedsparse.training import model_input
 
 TensorState = Mapping[str, torch.Tensor]
 
@@ -93,7 +94,7 @@ class DequantizerTrainer:
     def _distillation(self, reference: TensorState, flat: FlatWeights, starts: Sequence[Precision]) -> torch.Tensor:
         assert self.model is not None and self.buffer is not None
         idx = torch.randint(len(self.buffer), (self.settings.distill_batch,), generator=self.generator)
-        x = torch.from_numpy(self.buffer.x[idx.numpy()])
+        x = model_input(self.buffer.x[idx.numpy()])
         with torch.no_grad():
             teacher = F.softmax(functional_call(self.model, dict(reference), (x,)), dim=1)
         loss = torch.zeros(())
