@@ -30,7 +30,15 @@ from flwr.common.constant import (
     TASK_ID_NUM_BYTES,
     ErrorCode,
 )
-from flwr.common.serde import context_from_proto, context_to_proto, message_from_proto, message_to_proto
+from flwr.common.serde import (
+    context_from_proto,
+    context_to_proto,
+    error_to_proto,
+    message_from_proto,
+    message_to_proto,
+    metadata_to_proto,
+    recorddict_to_proto,
+)
 from flwr.proto.message_pb2 import Context as ProtoContext
 from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.server.utils.validator import validate_message
@@ -45,11 +53,14 @@ __all__ = [
     "Run",
     "app_dir",
     "client_app_error",
+    "content_to_bytes",
     "context_from_bytes",
     "context_to_bytes",
+    "envelope_to_bytes",
     "flower_strategy_state",
     "lacks_query_handler",
     "message_from_bytes",
+    "message_from_parts",
     "message_to_bytes",
     "new_run",
     "random_id",
@@ -162,6 +173,29 @@ def message_from_bytes(data: bytes) -> Message:
     proto = ProtoMessage()
     proto.ParseFromString(data)
     return message_from_proto(proto)
+
+
+def envelope_to_bytes(message: Message) -> bytes:
+    """A Message's protobuf without its content (metadata, error): joined to
+    :func:`content_to_bytes` of its content it is :func:`message_to_bytes`'s message
+    (protobuf merges concatenated fields), so messages sharing one content object can
+    share its bytes."""
+    envelope = ProtoMessage(metadata=metadata_to_proto(message.metadata))
+    if message.has_error():
+        envelope.error.CopyFrom(error_to_proto(message.error))
+    return bytes(envelope.SerializeToString())
+
+
+def content_to_bytes(content: RecordDict | None) -> bytes:
+    """A message's content (None: it has none) as the rest of :func:`envelope_to_bytes`."""
+    if content is None:
+        return b""
+    return bytes(ProtoMessage(content=recorddict_to_proto(content)).SerializeToString())
+
+
+def message_from_parts(envelope: bytes, content: bytes) -> Message:
+    """The Message whose envelope and content these are."""
+    return message_from_bytes(envelope + content)
 
 
 def context_to_bytes(context: Context) -> bytes:

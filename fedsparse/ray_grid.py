@@ -9,8 +9,11 @@ Context into one blocking actor call per message and polls a LinkState on both s
 * the run's data is loaded once, by the driver, and put in Ray's object store; each
   actor reads it from there without a copy (:meth:`ClientTask.use_data`);
 * each actor builds the ClientApp once and keeps it (and its imports) warm;
-* a round's messages go out in cohorts, a few clients per actor call, and the next
-  cohort goes to whichever actor is free first.
+* a round's messages go out in cohorts, a few clients per actor call, two calls queued
+  on each actor so it never waits for the driver, and the next cohort goes to whichever
+  actor finishes first;
+* a content object that several messages share (the model a round broadcasts) is
+  encoded and put in the object store once, not once per message.
 
 Messages and Contexts cross to the actors as Flower's protobuf (:mod:`fedsparse.compat`),
 never pickled. A client call is exactly the inline engine's (:func:`call_client_app`: its
@@ -27,6 +30,7 @@ import os
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
@@ -38,9 +42,12 @@ from flwr.clientapp import ClientApp
 
 from fedsparse.compat import (
     Run,
+    content_to_bytes,
     context_from_bytes,
     context_to_bytes,
+    envelope_to_bytes,
     message_from_bytes,
+    message_from_parts,
     message_to_bytes,
     set_message_id,
     set_task_identity,
@@ -57,6 +64,10 @@ T = TypeVar("T")
 REACH_SECONDS = 5.0  # how long a cluster's head may take to accept a connection
 WORKER_NICENESS = "worker_niceness"  # Ray's system-config key for its workers' niceness
 COHORTS_PER_ACTOR = 2  # a round's messages are cut into this many cohorts per actor
+CALLS_IN_FLIGHT = 2  # cohorts queued on an actor at once, so it never waits for the driver
+
+
+Job = tuple[bytes, int, bytes]  # a message's envelope, the index of its content in the call, the node's context
 
 
 class ClientWorker:
@@ -72,13 +83,13 @@ class ClientWorker:
         ClientTask.from_json(task_json).use_data(data)
         set_task_identity(run_id, None, None)  # replies are stamped with the run, as on Flower's engines
 
-    def call(self, jobs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes | None]]:
-        """Each (message, context) in turn: the reply and the new context (None: the call raised)."""
+    def call(self, jobs: list[Job], *contents: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Each job in turn, its message's content being ``contents[job.content]``: the
+        reply and the node's new context (None: the call raised)."""
         done: list[tuple[bytes, bytes | None]] = []
-        for message, context in jobs:
-            reply, new_context = call_client_app(
-                self._app, message_from_bytes(message), context_from_bytes(context), self._threads
-            )
+        for envelope, content, context in jobs:
+            message = message_from_parts(envelope, contents[content])
+            reply, new_context = call_client_app(self._app, message, context_from_bytes(context), self._threads)
             done.append((message_to_bytes(reply), None if new_context is None else context_to_bytes(new_context)))
         return done
 
@@ -150,31 +161,51 @@ class RayGrid(InlineGrid):
         return self._deliver([self._pending.pop(i) for i in ids], deadline)
 
     def _deliver(self, messages: list[Message], deadline: float) -> list[Message]:
-        """Run every message's ClientApp call on the actors, cohort by cohort; the replies
-        that came back before ``deadline``, in the messages' order."""
+        """Run every message's ClientApp call on the actors, cohort by cohort, up to
+        ``CALLS_IN_FLIGHT`` calls queued on each actor, the next cohort going to whichever
+        actor finishes first; the replies that came back before ``deadline``, in the
+        messages' order."""
         import ray
 
-        cohorts = even_split(messages, COHORTS_PER_ACTOR * len(self._actors))
-        replies: dict[str, Message] = {}
+        cohorts = deque(even_split(messages, COHORTS_PER_ACTOR * len(self._actors)))
+        stored: dict[int, Any] = {}  # id of a content object -> its bytes in Ray's object store
         running: dict[Any, tuple[Any, list[Message]]] = {}
-        free = list(self._actors)
-        while cohorts or running:
-            while cohorts and free:
-                actor, cohort = free.pop(), cohorts.pop(0)
-                jobs = [
-                    (message_to_bytes(m), context_to_bytes(self.context_of(m.metadata.dst_node_id))) for m in cohort
-                ]
-                running[actor.call.remote(jobs)] = (actor, cohort)
+        for actor in self._actors * CALLS_IN_FLIGHT:
+            if cohorts:
+                cohort = cohorts.popleft()
+                running[self._submit(actor, cohort, stored)] = (actor, cohort)
+        replies: dict[str, Message] = {}
+        while running:
             wait = None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=wait)
             if not ready:
                 log.warning("round timeout: %d client calls still running get no reply", len(running))
                 break
             actor, cohort = running.pop(ready[0])
-            free.append(actor)
+            if cohorts:
+                following = cohorts.popleft()
+                running[self._submit(actor, following, stored)] = (actor, following)
             for message, (reply, context) in zip(cohort, ray.get(ready[0]), strict=True):
                 replies[message.metadata.message_id] = self._received(message, reply, context)
         return [replies[m.metadata.message_id] for m in messages if m.metadata.message_id in replies]
+
+    def _submit(self, actor: Any, cohort: list[Message], stored: dict[int, Any]) -> Any:
+        """Start ``cohort``'s calls on ``actor``. A content object that several messages
+        share (a round's broadcast model) is encoded and put in the object store once
+        (``stored``), and each call receives each of its contents once."""
+        import ray
+
+        contents: list[Any] = []
+        jobs: list[Job] = []
+        for message in cohort:
+            content = message.content if message.has_content() else None
+            if id(content) not in stored:
+                stored[id(content)] = ray.put(content_to_bytes(content))
+            if stored[id(content)] not in contents:
+                contents.append(stored[id(content)])
+            context = context_to_bytes(self.context_of(message.metadata.dst_node_id))
+            jobs.append((envelope_to_bytes(message), contents.index(stored[id(content)]), context))
+        return actor.call.remote(jobs, *contents)
 
     def _received(self, message: Message, reply_bytes: bytes, context_bytes: bytes | None) -> Message:
         if context_bytes is not None:

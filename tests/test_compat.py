@@ -103,3 +103,18 @@ def test_records_of_reads_a_kind_of_record_without_leaving_reference_cycles(serv
         message_bytes(message), arrays_of(content), config_of(content), metrics_of(content)
         compat.records_of(content, ConfigRecord)
     assert gc.collect() == 0  # Flower's content.array_records view leaves a cycle per access
+
+
+def test_a_message_split_into_envelope_and_content_joins_back_to_the_same_protobuf(server_identity) -> None:  # type: ignore[no-untyped-def]
+    content = RecordDict({"model": ArrayRecord([np.arange(6.0)]), "config": ConfigRecord({"lr": 0.1})})
+    message = Message(content, dst_node_id=5, message_type=MessageType.TRAIN)
+    compat.set_message_id(message, "m-1")
+    envelope, body = compat.envelope_to_bytes(message), compat.content_to_bytes(content)
+    assert envelope + body == compat.message_to_bytes(message)
+    joined = compat.message_from_parts(envelope, body)
+    assert compat.message_to_bytes(joined) == compat.message_to_bytes(message)
+    assert joined.metadata.dst_node_id == 5 and joined.content["config"]["lr"] == 0.1
+
+    error = compat.client_app_error(ValueError("boom"), message)
+    envelope, body = compat.envelope_to_bytes(error), compat.content_to_bytes(None)
+    assert compat.message_to_bytes(compat.message_from_parts(envelope, body)) == compat.message_to_bytes(error)
