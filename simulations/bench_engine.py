@@ -1,6 +1,7 @@
-"""What does the engine cost? One FedAvg workload, four ways, side by side in one run.
+"""What does the engine cost? One FedAvg workload, several ways, side by side in one run.
 
-Columns, each a fresh subprocess measured the same way:
+Columns, each a fresh subprocess measured the same way, every one with the same client
+resources (``--threads`` CPUs, hence torch threads, per client) unless it says otherwise:
 
 1. **plain**: a PyTorch loop doing the same arithmetic (same config and partitions via
    ``ClientTask``, seeded sampling via ``ClientSampler``, per-client seeds,
@@ -8,17 +9,20 @@ Columns, each a fresh subprocess measured the same way:
    client-id order, the test evaluation in the last round) with no messages at all;
 2. **inline**: ``fedsparse run`` on the inline engine (:mod:`fedsparse.inline`);
 3. **ray**: ``fedsparse run`` on fedsparse's Ray engine (:mod:`fedsparse.ray_grid`),
-   one actor per CPU (up to 10,000 registered clients);
-4. **flower-ray**: ``fedsparse run`` on Flower's own Ray simulation engine, one actor per
-   CPU (up to 1,000 registered clients: its node discovery is one blocking call per node).
+   as many actors as the CPUs hold (up to 10,000 registered clients);
+4. **flower-ray**: ``fedsparse run`` on Flower's own Ray simulation engine (up to 1,000
+   registered clients: its node discovery is one blocking call per node);
+5. **ray, 1-cpu actors** and **flower-ray, 1-cpu actors**: the Ray engines given one CPU
+   per client, so one actor per CPU trains in parallel (their fastest setting on a small
+   machine). A client then trains with one torch thread, not ``--threads``.
 
 Rows: 10, 100, 1000 and 10,000 registered clients with 10 a round, 100,000 registered
 clients with 100 and with 1,000 a round (cross-device scale), all with the
 105k-parameter CNN, plus a 1M-parameter CNN at 100 clients. Every client draws 64 MNIST
 training samples of its own (``partition.method: resample``, so 60,000 samples serve any
-number of clients). Plain and inline train each client with the same torch thread count,
-so their accuracies must agree exactly; the Ray engines' actors get one thread each
-(their fastest setting here), so theirs is close, not equal.
+number of clients). Every column with the same CPUs per client does the same arithmetic,
+so their accuracies must agree exactly; the 1-cpu columns' clients train with another
+thread count, so theirs is close, not equal.
 
 Measurements:
 
@@ -56,7 +60,15 @@ import yaml
 from fedsparse.results import METRICS_FILE, read_metrics
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
-COLUMNS = ("plain", "inline", "ray", "flower-ray")
+# column -> (engine, CPUs per client; None: --threads, the plain loop's and inline engine's)
+COLUMNS: dict[str, tuple[str, int | None]] = {
+    "plain": ("plain", None),
+    "inline": ("inline", None),
+    "ray": ("ray", None),
+    "flower-ray": ("flower-ray", None),
+    "ray, 1-cpu actors": ("ray", 1),
+    "flower-ray, 1-cpu actors": ("flower-ray", 1),
+}
 RAY_UP_TO = {"ray": 10_000, "flower-ray": 1_000}  # registered clients; beyond, a column is not run
 BIG_CNN = {"channels": [32, 64], "hidden": 320}  # 1.03M parameters on MNIST
 
@@ -69,7 +81,7 @@ class Scenario:
     label: str
 
     def columns(self) -> list[str]:
-        return [c for c in COLUMNS if self.clients <= RAY_UP_TO.get(c, self.clients)]
+        return [c for c, (engine, _) in COLUMNS.items() if self.clients <= RAY_UP_TO.get(engine, self.clients)]
 
 
 @dataclass
@@ -126,8 +138,9 @@ class TreeMemory:
 
 
 # ----------------------------------------------------------------------------- runs
-def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, backend: str) -> Path:
-    cpus = 1 if backend in RAY_UP_TO else args.threads
+def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, column: str) -> Path:
+    backend, actor_cpus = COLUMNS[column]
+    cpus = actor_cpus or args.threads
     config = {
         "seed": 0,
         "data": {
@@ -154,7 +167,7 @@ def write_config(folder: Path, scenario: Scenario, args: argparse.Namespace, bac
         },
         "output": {"plots": False, "progress": False},
     }
-    path = folder / f"{backend}.yaml"
+    path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -291,27 +304,26 @@ def main() -> None:
     table: list[tuple[Scenario, dict[str, Result | str]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         for index, scenario in enumerate(scenarios(args)):
-            runs: dict[str, list[Result | str]] = {backend: [] for backend in scenario.columns()}
+            runs: dict[str, list[Result | str]] = {column: [] for column in scenario.columns()}
             for repeat in range(args.repeats):  # interleaved, so a slow spell hits every column
-                for backend in scenario.columns():
-                    folder = Path(tmp) / f"{index}-{backend}-{repeat}"
+                for number, column in enumerate(scenario.columns()):
+                    folder = Path(tmp) / f"{index}-{number}-{repeat}"
                     folder.mkdir()
-                    config = write_config(folder, scenario, args, backend)
+                    config = write_config(folder, scenario, args, column)
                     print(
-                        f"{scenario.clients} clients ({scenario.per_round} a round), {scenario.label}: {backend} "
+                        f"{scenario.clients} clients ({scenario.per_round} a round), {scenario.label}: {column} "
                         f"({repeat + 1}/{args.repeats}) ...",
                         flush=True,
                     )
-                    runs[backend].append(
-                        measure(command_for(backend, config, folder / "run"), folder / "run", args.timeout)
-                    )
-            table.append((scenario, {backend: best(results) for backend, results in runs.items()}))
+                    command = command_for(COLUMNS[column][0], config, folder / "run")
+                    runs[column].append(measure(command, folder / "run", args.timeout))
+            table.append((scenario, {column: best(results) for column, results in runs.items()}))
 
     print()
     print(
         f"MNIST FedAvg, {args.samples} samples drawn per client, {args.rounds} rounds, {os.cpu_count()} CPUs; "
-        f"plain and inline: {args.threads} torch threads per client; ray engines: 1 CPU (1 thread) per actor, "
-        "actors in parallel"
+        f"{args.threads} CPUs (torch threads) per client unless the column says 1-cpu actors (one actor per CPU, "
+        "in parallel)"
     )
     head = ["clients", "per round", "model", "engine", "s/round", "× plain", "× inline", "first round s"]
     head += ["peak GB", "× plain", "accuracy"]
