@@ -9,9 +9,9 @@ Context into one blocking actor call per message and polls a LinkState on both s
 * the run's data is loaded once, by the driver, and put in Ray's object store; each
   actor reads it from there without a copy (:meth:`ClientTask.use_data`);
 * each actor builds the ClientApp once and keeps it (and its imports) warm;
-* a round's messages go out in cohorts, a few clients per actor call, two calls queued
-  on each actor so it never waits for the driver, and the next cohort goes to whichever
-  actor finishes first;
+* a round's messages go out in even cohorts, a few clients per actor call, two queued on
+  each actor at once, so it never waits for the driver to decode one cohort's replies
+  or encode the next;
 * a content object that several messages share (the model a round broadcasts) is
   encoded and put in the object store once, not once per message.
 
@@ -30,9 +30,8 @@ import os
 import socket
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable
-from itertools import pairwise
+from itertools import cycle, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
@@ -63,8 +62,7 @@ T = TypeVar("T")
 
 REACH_SECONDS = 5.0  # how long a cluster's head may take to accept a connection
 WORKER_NICENESS = "worker_niceness"  # Ray's system-config key for its workers' niceness
-COHORTS_PER_ACTOR = 2  # a round's messages are cut into this many cohorts per actor
-CALLS_IN_FLIGHT = 2  # cohorts queued on an actor at once, so it never waits for the driver
+COHORTS_PER_ACTOR = 2  # cohorts queued on each actor: it runs one while the driver handles another
 
 
 Job = tuple[bytes, int, bytes]  # a message's envelope, the index of its content in the call, the node's context
@@ -84,7 +82,7 @@ class ClientWorker:
         set_task_identity(run_id, None, None)  # replies are stamped with the run, as on Flower's engines
 
     def call(self, jobs: list[Job], *contents: bytes) -> list[tuple[bytes, bytes | None]]:
-        """Each job in turn, its message's content being ``contents[job.content]``: the
+        """Each job (envelope, index of its content in ``contents``, context) in turn: the
         reply and the node's new context (None: the call raised)."""
         done: list[tuple[bytes, bytes | None]] = []
         for envelope, content, context in jobs:
@@ -161,19 +159,14 @@ class RayGrid(InlineGrid):
         return self._deliver([self._pending.pop(i) for i in ids], deadline)
 
     def _deliver(self, messages: list[Message], deadline: float) -> list[Message]:
-        """Run every message's ClientApp call on the actors, cohort by cohort, up to
-        ``CALLS_IN_FLIGHT`` calls queued on each actor, the next cohort going to whichever
-        actor finishes first; the replies that came back before ``deadline``, in the
-        messages' order."""
+        """Run every message's ClientApp call on the actors, cohort by cohort, all queued
+        at once (cohort i on actor i mod n); the replies that came back before
+        ``deadline``, in the messages' order."""
         import ray
 
-        cohorts = deque(even_split(messages, COHORTS_PER_ACTOR * len(self._actors)))
+        cohorts = even_split(messages, COHORTS_PER_ACTOR * len(self._actors))
         stored: dict[int, Any] = {}  # id of a content object -> its bytes in Ray's object store
-        running: dict[Any, tuple[Any, list[Message]]] = {}
-        for actor in self._actors * CALLS_IN_FLIGHT:
-            if cohorts:
-                cohort = cohorts.popleft()
-                running[self._submit(actor, cohort, stored)] = (actor, cohort)
+        running = {self._submit(actor, cohort, stored): cohort for actor, cohort in zip(cycle(self._actors), cohorts)}
         replies: dict[str, Message] = {}
         while running:
             wait = None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
@@ -181,10 +174,7 @@ class RayGrid(InlineGrid):
             if not ready:
                 log.warning("round timeout: %d client calls still running get no reply", len(running))
                 break
-            actor, cohort = running.pop(ready[0])
-            if cohorts:
-                following = cohorts.popleft()
-                running[self._submit(actor, following, stored)] = (actor, following)
+            cohort = running.pop(ready[0])
             for message, (reply, context) in zip(cohort, ray.get(ready[0]), strict=True):
                 replies[message.metadata.message_id] = self._received(message, reply, context)
         return [replies[m.metadata.message_id] for m in messages if m.metadata.message_id in replies]
@@ -196,15 +186,18 @@ class RayGrid(InlineGrid):
         import ray
 
         contents: list[Any] = []
+        position: dict[int, int] = {}  # id of a content object -> its index in ``contents``
         jobs: list[Job] = []
         for message in cohort:
             content = message.content if message.has_content() else None
-            if id(content) not in stored:
-                stored[id(content)] = ray.put(content_to_bytes(content))
-            if stored[id(content)] not in contents:
-                contents.append(stored[id(content)])
+            key = id(content)
+            if key not in stored:
+                stored[key] = ray.put(content_to_bytes(content))
+            if key not in position:
+                position[key] = len(contents)
+                contents.append(stored[key])
             context = context_to_bytes(self.context_of(message.metadata.dst_node_id))
-            jobs.append((envelope_to_bytes(message), contents.index(stored[id(content)]), context))
+            jobs.append((envelope_to_bytes(message), position[key], context))
         return actor.call.remote(jobs, *contents)
 
     def _received(self, message: Message, reply_bytes: bytes, context_bytes: bytes | None) -> Message:
