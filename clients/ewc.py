@@ -124,5 +124,6 @@ def end_of_task(model: MultiHeadNet, stream: ClientStream, job: ClientJob, param
 
 def kept_tensors(state: RecordDict) -> list[torch.Tensor]:
     """EWC's tensors in the node state (what only further training needs)."""
-    records = [records_of(state, ArrayRecord)[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in state]
+    kept = records_of(state, ArrayRecord)
+    records = [kept[r].to_torch_state_dict() for r in (FISHER, ANCHOR) if r in kept]
     return [t for tensors in records for t in tensors.values()]

@@ -194,8 +194,11 @@ def content_to_bytes(content: RecordDict | None) -> bytes:
 
 
 def message_from_parts(envelope: bytes, content: bytes) -> Message:
-    """The Message whose envelope and content these are."""
-    return message_from_bytes(envelope + content)
+    """The Message whose envelope and content these are (parsed in place, not joined)."""
+    proto = ProtoMessage()
+    proto.ParseFromString(envelope)
+    proto.MergeFromString(content)
+    return message_from_proto(proto)
 
 
 def context_to_bytes(context: Context) -> bytes:

@@ -124,9 +124,8 @@ class Federation:
         seconds = {}
         for message in messages:
             client = directory.client_of(message.metadata.dst_node_id)
-            sent = records_of(message.content, ArrayRecord).get(
-                protocol.ARRAYS
-            )  # none: the client trains its own model
+            # no arrays sent: the client trains its own model
+            sent = records_of(message.content, ArrayRecord).get(protocol.ARRAYS)
             shapes = full_model if sent is None else tuple((name, tuple(a.shape)) for name, a in sent.items())
             traffic = moved.get(client, {})
             seconds[client] = self.clock.client_seconds(
