@@ -87,34 +87,23 @@ def compare(
     strategies: Sequence[str] | None = None,
     seeds: int | None = None,
     target: float | None = None,
+    reference: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> CompareResult:
     """Run several strategies on the same federation (as ``fedsparse compare``); resumes
     an interrupted comparison in ``out``."""
-    from fedsparse.comparison import plan_comparison, run_comparison, write_comparison
-    from fedsparse.comparison.stats import summarize
+    from fedsparse.comparison import plan_comparison, run_comparison, table_rows, write_comparison
     from fedsparse.runlog import quiet_flower
 
-    plan = plan_comparison(config, list(overrides), strategies=strategies, seeds=seeds, target=target, out=out)
+    plan = plan_comparison(
+        config, list(overrides), strategies=strategies, seeds=seeds, target=target, out=out, reference=reference
+    )
     with quiet_flower(verbose=False):
         results = run_comparison(plan, overwrite=overwrite, progress=progress, report=lambda line: None)
-    paths, markdown, used_target = write_comparison(plan, results)
-    return CompareResult([_plain(row) for row in summarize(results, used_target)], markdown, paths)
-
-
-def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A summarized row with each mean ± std as two numbers (``<metric>_mean``, ``_std``)."""
-    from fedsparse.comparison.stats import Stat
-
-    plain: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, Stat):
-            plain[f"{key}_mean"], plain[f"{key}_std"] = value.mean, value.std
-        else:
-            plain[key] = value
-    return plain
+    paths, markdown, comparison = write_comparison(plan, results)
+    return CompareResult(table_rows(comparison), markdown, paths)
 
 
 def _stem(config: ConfigSource) -> str:

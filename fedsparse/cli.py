@@ -121,6 +121,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             target=args.target,
             out=args.out,
             plugins=args.plugin,
+            reference=args.reference,
         )
     except ConfigError as error:
         return _fail(error.problems, EXIT_BAD_CONFIG)
@@ -249,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACC",
         help="accuracy in (0, 1] for 'MB to target' "
         "(default: compare.target, else 90%% of the weakest mean final accuracy)",
+    )
+    compare.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="strategy the others are tested against, paired by seed (default: compare.reference, else the first)",
     )
     compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
     compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")

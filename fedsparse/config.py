@@ -215,6 +215,9 @@ class CompareConfig(Strict):
     target: float | None = Field(
         None, gt=0.0, le=1.0, description="accuracy for 'MB to target'; null: 90 % of the weakest mean final accuracy"
     )
+    reference: str | None = Field(
+        None, description="strategy the others are tested against, paired by seed; null: the first of strategies"
+    )
 
     @field_validator("strategies")
     @classmethod

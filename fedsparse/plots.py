@@ -7,10 +7,15 @@ inline backend stays as it is)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fedsparse.results import megabytes, read_metrics
+
+if TYPE_CHECKING:
+    from fedsparse.comparison.stats import Band
 
 PLOT_FILES = ("accuracy_vs_round.png", "accuracy_vs_mb.png", "accuracy_vs_sim_seconds.png")
 
@@ -66,30 +71,49 @@ def plot_run(run_dir: Path) -> list[Path]:
     return outputs
 
 
-def plot_comparison(
-    curves: dict[str, dict[str, list[float]]], path: Path, target: float | None = None, title: str = ""
-) -> Path:
-    """``fedsparse compare``'s figure: accuracy against cumulative MB moved (up + down),
-    one seed-mean curve per strategy with a ±1 std band, the target accuracy dashed.
-    The MB axis is logarithmic when the strategies' traffic spans more than 20×."""
-    fig = Figure(figsize=(6.4, 4.2), dpi=110)
-    ax = fig.subplots()
-    xs = [x for curve in curves.values() for x in curve["megabytes"] if x > 0]
-    for label, curve in curves.items():
-        (line,) = ax.plot(curve["megabytes"], curve["accuracy"], marker="o", markersize=3, linewidth=1.5, label=label)
-        low = [a - s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
-        high = [a + s for a, s in zip(curve["accuracy"], curve["accuracy_std"], strict=True)]
-        if any(curve["accuracy_std"]):
-            ax.fill_between(curve["megabytes"], low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-    if target is not None:
-        ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"target {target * 100:.4g} %")
-    if xs and max(xs) / min(xs) > 20:
-        ax.set_xscale("log")
-    ax.set_xlabel("cumulative MB moved (up + down)" + (", log scale" if ax.get_xscale() == "log" else ""))
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+# fedsparse compare's panels: curve name → (x label, y label)
+COMPARISON_PANELS = {
+    "test_vs_round": ("round", "test accuracy"),
+    "val_vs_round": ("round", "validation accuracy"),
+    "test_vs_mb": ("cumulative MB moved (up + down)", "test accuracy"),
+}
+
+
+def comparison_figure(curves: dict[str, dict[str, Band]], target: float | None = None, title: str = "") -> Figure:
+    """``fedsparse compare``'s figure: one panel per :data:`COMPARISON_PANELS` curve some
+    strategy has, one seed-mean line per strategy with its 95 % CI band, the target
+    accuracy dashed on the test panels. The MB axis is logarithmic when the strategies'
+    traffic spans more than 20×."""
+    panels = [name for name in COMPARISON_PANELS if any(name in bands for bands in curves.values())]
+    fig = Figure(figsize=(4.6 * len(panels), 4.0), dpi=110)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, name in zip(axes, panels, strict=True):
+        for index, (label, bands) in enumerate(curves.items()):
+            band = bands.get(name)
+            if band is not None:
+                color = f"C{index}"
+                ax.plot(band.x, band.mean, color=color, marker="o", markersize=3, linewidth=1.5, label=label)
+                ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.15, linewidth=0)
+        xs = [x for bands in curves.values() if name in bands for x in bands[name].x if x > 0]
+        if name == "test_vs_mb" and xs and max(xs) / min(xs) > 20:
+            ax.set_xscale("log")
+        if name.endswith("round"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if target is not None and name.startswith("test"):
+            ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"target {target * 100:.4g} %")
+        xlabel, ylabel = COMPARISON_PANELS[name]
+        ax.set_xlabel(xlabel + (", log scale" if ax.get_xscale() == "log" else ""))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title + " (bands: 95 % CI)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    return fig
+
+
+def plot_comparison(
+    curves: dict[str, dict[str, Band]], path: Path, target: float | None = None, title: str = ""
+) -> Path:
+    """Write :func:`comparison_figure` to ``path``; return it."""
+    comparison_figure(curves, target, title).savefig(path)
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from fedsparse.cli import main
 from fedsparse.comparison import Stat, default_target, first_reaching, mean_std, plan_comparison
@@ -92,6 +93,19 @@ def _mb_to(rows: list[dict], target: float) -> float | None:  # type: ignore[typ
     return None
 
 
+def _auc(rows: list[dict]) -> float:  # type: ignore[type-arg]
+    """Mean test accuracy over training: trapezoid over the evaluated rounds over their span."""
+    evaluated = [(row["round"], row["accuracy"]) for row in rows if row.get("accuracy") is not None]
+    rounds, accuracy = zip(*evaluated, strict=True)
+    return float(np.trapezoid(accuracy, rounds) / (rounds[-1] - rounds[0]))
+
+
+def _at_best_val(rows: list[dict]) -> float:  # type: ignore[type-arg]
+    """The test accuracy at the first round of highest validation accuracy."""
+    evaluated = [row for row in rows if row.get("val_accuracy") is not None]
+    return max(evaluated, key=lambda row: (row["val_accuracy"], -row["round"]))["accuracy"]
+
+
 def _check(cell: str, values: list[float]) -> None:
     """A CSV mean/std pair against numpy's mean and sample std of ``values``."""
     assert float(cell[0]) == pytest.approx(np.mean(values), abs=1e-6)
@@ -118,8 +132,14 @@ def test_csv_equals_statistics_recomputed_from_the_run_folders(compared) -> None
         def pair(key: str, row: dict = row) -> tuple[str, str]:  # type: ignore[type-arg]
             return row[f"{key}_mean"], row[f"{key}_std"]
 
-        assert row["n_seeds"] == "2" and row["seeds"] == "0 1"
+        assert row["n_seeds"] == "2" and row["seeds"] == "0 1" and row["reference"] == "fedavg"
         _check(pair("final_accuracy"), finals[strategy])
+        low, high = stats.t.interval(0.95, 1, loc=np.mean(finals[strategy]), scale=stats.sem(finals[strategy]))
+        assert (float(row["final_accuracy_ci_low"]), float(row["final_accuracy_ci_high"])) == pytest.approx(
+            (low, high), abs=1e-6
+        )
+        _check(pair("accuracy_auc"), [_auc(rows) for _, rows in runs])
+        _check(pair("accuracy_at_best_val"), [_at_best_val(rows) for _, rows in runs])
         for bits in ("4", "8", "32"):
             _check(pair(f"accuracy_{bits}bit"), [s["final_accuracy_by_bitwidth"][bits] for s in summaries])
         _check(pair("mb_up"), [s["bytes_up_total"] / 1e6 for s in summaries])
@@ -132,18 +152,27 @@ def test_csv_equals_statistics_recomputed_from_the_run_folders(compared) -> None
             _check(pair("mb_to_target"), reached)
         else:
             assert row["mb_to_target_mean"] == row["mb_to_target_std"] == ""
+    paired = stats.ttest_rel(finals["fedpaq"], finals["fedavg"])
+    assert float(table["fedpaq"]["final_accuracy_p_paired"]) == pytest.approx(paired.pvalue, abs=1e-6)
+    assert table["fedpaq"]["final_accuracy_p_wilcoxon"] == ""  # below 5 seeds
+    assert table["fedavg"]["final_accuracy_p_paired"] == ""  # the reference
 
 
 def test_markdown_has_one_row_per_strategy_and_states_the_setup(compared) -> None:  # type: ignore[no-untyped-def]
     out, result = compared
     text = (out / "comparison.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| strategy")]
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| strategy")))
+    header, rows = lines[start], lines[start + 2 : start + 2 + len(STRATEGIES)]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(STRATEGIES)
-    header = next(line for line in text.splitlines() if line.startswith("| strategy"))
-    assert "acc @4-bit (%)" in header and "MB up" in header and "MB down" in header
+    assert "acc @4-bit (%)" in header and "MB up" in header and "MB total" in header
+    assert "acc @best val (%)" in header and "mean acc over rounds (%)" in header
     target = float(_csv(out)["fedavg"]["target_accuracy"])
-    assert f"MB to {target * 100:.4g} %" in header
+    assert f"MB to {target * 100:.4g} %" in header and f"rounds to {target * 100:.4g} %" in header
     assert "Seeds**: 0–1 (2)" in text and "digits, 10 clients" in text
+    assert "Validation**: 10 % of the training data held out on the server, stratified" in text
+    assert "### Paired against fedavg" in text and "| fedpaq | final acc (pts) | 2 |" in text
+    assert "## How to read this" in text and "Holm" in text and "scipy.stats.ttest_rel" in text
     assert "fedsparse compare" in text and "--strategies fedavg,fedpaq" in text
     assert text in result.stdout  # the table is echoed
 
@@ -274,9 +303,13 @@ def test_the_yaml_compare_section_is_validated_and_the_flags_override_it(tmp_pat
     assert plan.strategies == ["fedprox", "fedavg"] and plan.seeds == [0, 1, 2, 3] and plan.target == 0.5
     assert plan.out == Path("runs") / "with_compare-compare"
     assert plan.command() == f"fedsparse compare {config}"  # the section is in the config
+    assert plan.reference == "fedprox"  # the first strategy
     plan = plan_comparison(config, strategies=["fedavg"], seeds=1, target=0.8)
     assert plan.strategies == ["fedavg"] and plan.seeds == [0] and plan.target == 0.8
     assert plan.command() == f"fedsparse compare {config} --strategies fedavg --seeds 1 --target 0.8"
+    plan = plan_comparison(config, reference="fedavg")
+    assert plan.reference == "fedavg" and plan.command() == f"fedsparse compare {config} --reference fedavg"
+    assert plan_comparison(config, ["compare.reference=fedavg"]).reference == "fedavg"
     # `fedsparse run` accepts the section, and a run's resolved config leaves it out
     assert "compare" not in yaml.safe_load(dump_config(load_config(config)))
 
@@ -288,8 +321,18 @@ def test_the_yaml_compare_section_is_validated_and_the_flags_override_it(tmp_pat
         "compare.target: must be <= 1.0",
     ]
     with pytest.raises(ConfigError) as error:
+        plan_comparison(config, reference="fedpaq")
+    assert error.value.problems == ["--reference: 'fedpaq' is not one of the strategies compared (fedprox, fedavg)"]
+    with pytest.raises(ConfigError) as error:
         load_config(config, ["compare.bogus=1"])
     assert error.value.problems == ["compare.bogus: unknown field"]
+
+
+def test_a_config_without_data_validation_holds_out_ten_percent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_comparison(QUICKSTART, strategies=["fedavg"], seeds=1, out=tmp_path)
+    assert plan.validation_defaulted and all(run.cfg.data.validation == 0.1 for run in plan.runs)
+    plan = plan_comparison(QUICKSTART, ["data.validation=0"], strategies=["fedavg"], seeds=1, out=tmp_path)
+    assert not plan.validation_defaulted and plan.base.data.validation == 0
 
 
 # --------------------------------------------------------------------------- pure helpers

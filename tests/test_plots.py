@@ -40,3 +40,18 @@ def test_series_of_a_float32_run_is_one_accuracy_curve() -> None:
         }
     ]
     assert _series(rows)[1] == {"accuracy": [0.9]}
+
+
+def test_comparison_figure_has_a_panel_per_curve_present() -> None:
+    from fedsparse.comparison import Band
+    from fedsparse.plots import comparison_figure
+
+    band = Band([1.0, 2.0], [0.5, 0.7], [0.4, 0.6], [0.6, 0.8])
+    with_val = {"a": {"test_vs_round": band, "val_vs_round": band, "test_vs_mb": band}, "b": {"test_vs_round": band}}
+    labels = [ax.get_ylabel() for ax in comparison_figure(with_val, target=0.6).axes]
+    assert labels == ["test accuracy", "validation accuracy", "test accuracy"]
+    without_val = {"a": {"test_vs_round": band, "test_vs_mb": band}}
+    assert [ax.get_xlabel() for ax in comparison_figure(without_val).axes] == [
+        "round",
+        "cumulative MB moved (up + down)",
+    ]

@@ -13,9 +13,11 @@ the run folders already in ``OUT``. A finished run whose resolved config matches
 checkpoint, so an interrupted comparison resumes; a run of a different config is an
 error unless ``overwrite``.
 
-The results, each mean ± sample std over seeds, go to ``comparison.csv`` (machine
-readable, accuracies as fractions, MB = 10^6 bytes), ``comparison.md`` and
-``comparison.png`` (accuracy against cumulative MB moved).
+The results go to ``comparison.csv`` (machine readable: per metric its mean, sample std,
+n and 95 % t interval over seeds, and its paired tests against the reference strategy
+with Holm-adjusted p-values; accuracies as fractions, MB = 10^6 bytes), ``comparison.md``
+(mean ± CI tables, the paired table, how to read them) and ``comparison.png`` (learning
+curves against round and MB with 95 % CI bands).
 
 The modules, one job each: :mod:`~fedsparse.comparison.plan` (what to run),
 :mod:`~fedsparse.comparison.execute` (running and resuming it),
@@ -29,24 +31,37 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedsparse.comparison.execute import IGNORED_SECTIONS, SeedResult, resumable_round, run_comparison, run_state
-from fedsparse.comparison.plan import CompareError, ComparePlan, PlannedRun, plan_comparison
+from fedsparse.comparison.plan import DEFAULT_VALIDATION, CompareError, ComparePlan, PlannedRun, plan_comparison
 from fedsparse.comparison.report import (
     COMPARISON_CSV,
     COMPARISON_MD,
     COMPARISON_PNG,
+    STATISTICS,
     csv_rows,
     describe_federation,
     markdown,
+    table_rows,
     write_comparison,
 )
 from fedsparse.comparison.stats import (
     DEFAULT_TARGET_FRACTION,
+    Band,
+    BestRound,
+    Comparison,
+    MetricSummary,
+    Paired,
     Reached,
     Stat,
+    StrategyRow,
+    accuracy_auc,
+    best_by_validation,
     default_target,
     first_reaching,
-    mean_curves,
+    holm,
+    learning_curves,
     mean_std,
+    paired_test,
+    seed_values,
     summarize,
 )
 
@@ -55,26 +70,40 @@ __all__ = [
     "COMPARISON_MD",
     "COMPARISON_PNG",
     "DEFAULT_TARGET_FRACTION",
+    "DEFAULT_VALIDATION",
     "IGNORED_SECTIONS",
+    "STATISTICS",
+    "Band",
+    "BestRound",
     "CompareError",
     "ComparePlan",
+    "Comparison",
+    "MetricSummary",
+    "Paired",
     "PlannedRun",
     "Reached",
     "SeedResult",
     "Stat",
+    "StrategyRow",
+    "accuracy_auc",
+    "best_by_validation",
     "compare",
     "csv_rows",
     "default_target",
     "describe_federation",
     "first_reaching",
+    "holm",
+    "learning_curves",
     "markdown",
-    "mean_curves",
     "mean_std",
+    "paired_test",
     "plan_comparison",
     "resumable_round",
     "run_comparison",
     "run_state",
+    "seed_values",
     "summarize",
+    "table_rows",
     "write_comparison",
 ]
 

@@ -28,6 +28,8 @@ from fedsparse.config import (
     with_plugins,
 )
 
+DEFAULT_VALIDATION = 0.1  # share of the training data held out for validation when the config sets none
+
 
 class CompareError(RuntimeError):
     """The comparison cannot proceed; ``problems`` holds one line per fault."""
@@ -59,9 +61,13 @@ class ComparePlan:
     target: float | None  # None: chosen from the results (see stats.default_target)
     target_source: str  # "--target", "compare.target" or "default"
     out: Path
+    reference: str  # the strategy the paired tests compare against, one of ``strategies``
     out_given: bool = False
     strategies_given: bool = False
     seeds_given: bool = False
+    reference_given: bool = False
+    validation_defaulted: bool = False  # data.validation is DEFAULT_VALIDATION as the config set none
+    tuning_note: str | None = None  # how the configs were tuned (budget, seeds, space, values), for the page
     runs: list[PlannedRun] = field(default_factory=list)
 
     @property
@@ -78,6 +84,8 @@ class ComparePlan:
             parts += ["--seeds", str(len(self.seeds))]
         if self.target_source == "--target":
             parts += ["--target", f"{self.target:g}"]
+        if self.reference_given:
+            parts += ["--reference", self.reference]
         for item in self.overrides:
             parts += ["--set", item]
         for module in self.plugins:
@@ -142,6 +150,16 @@ def _read(config: str | Path, overrides: Sequence[str], plugins: Sequence[str]) 
     return raw
 
 
+def _default_validation(raw: dict[str, Any]) -> bool:
+    """Set ``data.validation`` to :data:`DEFAULT_VALIDATION` in ``raw`` when it has none
+    and no task streams; whether it did."""
+    data = raw.setdefault("data", {})
+    if not isinstance(data, dict) or "validation" in data or data.get("tasks") is not None:
+        return False
+    data["validation"] = DEFAULT_VALIDATION
+    return True
+
+
 def plan_comparison(
     config: str | Path,
     overrides: Sequence[str] = (),
@@ -151,15 +169,24 @@ def plan_comparison(
     target: float | None = None,
     out: str | Path | None = None,
     plugins: Sequence[str] = (),
+    reference: str | None = None,
 ) -> ComparePlan:
-    """Resolve strategies, seeds and target (arguments over the YAML ``compare`` section)
-    and validate one config per (strategy, seed); raises :class:`ConfigError` listing
-    every fault, each strategy-specific one naming its strategy. ``plugins``
-    (``--plugin``) are added to the config's ``plugins`` and imported first."""
+    """Resolve strategies, seeds, target and reference strategy (arguments over the YAML
+    ``compare`` section; the reference defaults to the first strategy) and validate one
+    config per (strategy, seed); raises :class:`ConfigError` listing every fault, each
+    strategy-specific one naming its strategy. ``plugins`` (``--plugin``) are added to the
+    config's ``plugins`` and imported first. A config that leaves ``data.validation``
+    unset gets :data:`DEFAULT_VALIDATION` (task streams excepted: they validate on the
+    clients)."""
     raw = _read(config, overrides, plugins)
     section = _compare_section(raw.pop("compare", None))
+    validation_defaulted = _default_validation(raw)
     names = list(strategies) if strategies is not None else list(section.strategies)
     problems = _name_problems(names)
+    reference_source = "--reference" if reference is not None else "compare.reference"
+    reference = reference if reference is not None else section.reference
+    if reference is not None and names and reference not in names:
+        problems.append(f"{reference_source}: {reference!r} is not one of the strategies compared ({', '.join(names)})")
     unknown = _unknown(names)
     n_seeds = section.seeds if seeds is None else seeds
     if n_seeds < 1:
@@ -193,9 +220,12 @@ def plan_comparison(
         target=target,
         target_source=source,
         out=out_dir,
+        reference=reference if reference is not None else names[0],
         out_given=out is not None,
         strategies_given=strategies is not None,
         seeds_given=seeds is not None,
+        reference_given=reference_source == "--reference",
+        validation_defaulted=validation_defaulted,
     )
     for seed in plan.seeds:  # seed-major: an interrupted comparison has whole seeds done
         for name in names:
