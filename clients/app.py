@@ -2,8 +2,9 @@
 
 A node learns who it is from its node config (``partition-id``, ``num-partitions``, and
 optionally ``data-path`` for a device that keeps its data elsewhere, ``bitwidth`` for a
-device with fixed-precision hardware and ``profile`` naming the config's device profile
-it is; it declares the last two when the server asks who it is). Everything about what
+device with fixed-precision hardware, ``profile`` naming the config's device profile
+it is and ``num-examples`` for a device that holds its own data; it declares the last
+three when the server asks who it is). Everything about what
 to train comes with the message: the task (:class:`fedsparse.task.ClientTask`), the
 round, and the learner to run (:mod:`fedsparse.clients.learner`) with its
 hyperparameters. Under a server that sends no task (Flower's own strategies), the run
@@ -56,6 +57,7 @@ def identify(message: Message, context: Context) -> Message:
         int(node[protocol.NUM_PARTITIONS]),
         bitwidth=int(node[protocol.BITWIDTH]) if protocol.BITWIDTH in node else None,
         profile=str(node[protocol.PROFILE]) if protocol.PROFILE in node else None,
+        num_examples=int(node[protocol.NUM_EXAMPLES]) if protocol.NUM_EXAMPLES in node else None,
     )
 
 

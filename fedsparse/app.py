@@ -4,11 +4,13 @@
 ``fedsparse run`` hands to the simulation engine). The module-level ``server_app`` is the
 ``[tool.flwr.app.components]`` entry for ``flwr run``: it reads the YAML path from the
 run config key ``config`` and the output folder from ``out``, both confined to their
-roots (:mod:`fedsparse.deployment`).
+roots (:mod:`fedsparse.deployment`), and writes the run folder a simulated run gets,
+``run.log`` included.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flwr.app import Context
@@ -18,16 +20,25 @@ from fedsparse.checkpoint import checkpoint_path, load_checkpoint
 from fedsparse.config import ExperimentConfig, dump_config, load_config
 from fedsparse.deployment import deployed_paths
 from fedsparse.results import RunWriter
-from fedsparse.server import serve
+from fedsparse.runlog import run_log
+from fedsparse.server import FederationError, serve
+
+log = logging.getLogger(__name__)
 
 
-def run_into(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> None:
-    """Run ``cfg`` into ``run_dir``; with ``resume``, continue from the folder's checkpoint."""
-    if resume:
-        checkpoint = load_checkpoint(checkpoint_path(run_dir))
-        serve(grid, cfg, RunWriter.resuming(run_dir, checkpoint.round), checkpoint)
-    else:
-        serve(grid, cfg, RunWriter(run_dir, dump_config(cfg)))
+def run_into(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool = False, deployed: bool = False) -> None:
+    """Run ``cfg`` into ``run_dir``; with ``resume``, continue from the folder's checkpoint;
+    ``deployed``: on real devices (:class:`fedsparse.federation.Federation`). A
+    :class:`FederationError` is logged as the run's last line, then raised."""
+    try:
+        if resume:
+            checkpoint = load_checkpoint(checkpoint_path(run_dir))
+            serve(grid, cfg, RunWriter.resuming(run_dir, checkpoint.round), checkpoint, deployed=deployed)
+        else:
+            serve(grid, cfg, RunWriter(run_dir, dump_config(cfg)), deployed=deployed)
+    except FederationError as error:
+        log.error("run failed: %s", error)
+        raise
     if cfg.output.plots:
         from fedsparse.plots import plot_run
 
@@ -50,9 +61,11 @@ server_app = ServerApp()
 @server_app.main()
 def deployed_main(grid: Grid, context: Context) -> None:
     """Refuses (raises, so Flower marks the run failed) before reading or writing anything
-    if ``config`` or ``out`` escapes its root."""
+    if ``config`` or ``out`` escapes its root; raises too (the run is failed, with the
+    reason) when the federation cannot run or aggregated no round."""
     paths = deployed_paths(grid.run, context.run_config)
     cfg = load_config(paths.config)
     if cfg.federation.clock is None:  # real devices: a declared profile is only a hint
         cfg = cfg.model_copy(update={"federation": cfg.federation.model_copy(update={"clock": "measured"})})
-    run_into(grid, cfg, paths.run_dir)
+    with run_log(paths.run_dir):
+        run_into(grid, cfg, paths.run_dir, deployed=True)

@@ -90,6 +90,20 @@ class FederationConfig(TrainingConfig):
         description="device-time noise: each client's simulated round time is multiplied by a seeded factor "
         "uniform in [1 - jitter, 1 + jitter], drawn anew per client and round",
     )
+    max_num_examples: int | None = Field(
+        None,
+        ge=1,
+        description="deployed devices that declare no num-examples in their node config: the most num-examples "
+        "a reply may report (null: twice the largest training set the data section gives a client); "
+        "simulated clients are bounded by their partition",
+    )
+    max_skipped_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="a run that skips more than this share of its rounds ends with a warning naming the most "
+        "frequent rejection reasons (summary status 'degraded'); one that aggregates no round fails",
+    )
 
 
 class ClientResources(Strict):

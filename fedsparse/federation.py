@@ -2,8 +2,8 @@
 
 Built once from the config: the client task, the data the server holds (the test split
 and the held-out samples, or the clients' task streams), each client's number format and
-simulated device, the model every party starts from, and the simulation clock's view of
-a client's round.
+simulated device, the model every party starts from, the simulation clock's view of
+a client's round, and the bound on the weight of a client's reply.
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ from fedsparse.devices import client_devices, client_precisions, client_widths, 
 from fedsparse.ledger import ByteLedger
 from fedsparse.nodes import ClientSampler, NodeDirectory
 from fedsparse.quant import Precision
+from fedsparse.screening import ExampleBound
 from fedsparse.strategy import StrategyContext
 from fedsparse.task import ClientTask
 from fedsparse.training import pick_device
 
 
 class Federation:
-    def __init__(self, cfg: ExperimentConfig) -> None:
+    def __init__(self, cfg: ExperimentConfig, deployed: bool = False) -> None:
+        """``deployed``: the clients are real devices with data of their own, which the
+        server does not know (it bounds their replies' weight otherwise: :meth:`example_bound`)."""
         self.cfg = cfg
+        self.deployed = deployed
+        self._largest_train_size: dict[int, int] = {}  # by task-stream stage (0 without streams)
         self.task = ClientTask.from_experiment(cfg)
         self.device = pick_device(self.task.use_gpu)
         fed = cfg.federation
@@ -80,9 +85,39 @@ class Federation:
             return self.train_sizes[client]
         return self.streams.train_size(client, self.streams.stage_of_round(server_round))
 
-    def example_limit(self, client: int, server_round: int) -> int | None:
-        """The bound on a client's ``num-examples``; none for an id outside the federation."""
-        return self.train_size(client, server_round) if 0 <= client < self.cfg.federation.num_clients else None
+    def example_bound(self, client: int, server_round: int, directory: NodeDirectory) -> ExampleBound | None:
+        """The most ``num-examples`` a reply of ``client`` may report in ``server_round``;
+        none for an id outside the federation.
+
+        Simulated, the client's training set (its partition, or its current task's share).
+        Deployed, a device's data is its own: the ``num-examples`` it declared at
+        discovery, else ``federation.max_num_examples``, else twice the largest training
+        set the config gives any client (so a forged 10^12 is still rejected, and one
+        device of a k-device round carries at most 2/(k+1) of the weight when the others
+        hold their partition's share).
+        """
+        fed = self.cfg.federation
+        if not 0 <= client < fed.num_clients:
+            return None
+        if not self.deployed:
+            return ExampleBound(self.train_size(client, server_round), "training samples this client holds")
+        if client in directory.declared_examples:
+            return ExampleBound(directory.declared_examples[client], "examples its node config declares")
+        if fed.max_num_examples is not None:
+            return ExampleBound(fed.max_num_examples, "examples federation.max_num_examples allows")
+        return ExampleBound(
+            2 * self.largest_train_size(server_round),
+            "examples allowed to a device that declares none (twice the largest partition; "
+            "set num-examples in its node config or federation.max_num_examples)",
+        )
+
+    def largest_train_size(self, server_round: int) -> int:
+        """The largest training set the config's data section gives any client in ``server_round``."""
+        stage = 0 if self.streams is None else self.streams.stage_of_round(server_round)
+        if stage not in self._largest_train_size:
+            clients = range(self.cfg.federation.num_clients)
+            self._largest_train_size[stage] = max(self.train_size(client, server_round) for client in clients)
+        return self._largest_train_size[stage]
 
     def client_seconds(
         self,

@@ -8,6 +8,8 @@ RNG, so the same seed picks the same clients in every run and on every engine.
 On real infrastructure a device also declares what it was set up as (``bitwidth``,
 ``profile`` in its node config); a node whose declaration contradicts the config's
 assignment for its client id is left out rather than trained at the wrong format. A
+device that brings its own data may declare how much (``num-examples``): the server then
+bounds its replies' weight by that (:meth:`fedsparse.federation.Federation.example_bound`). A
 node whose ClientApp has no query handler (a stock Flower ClientApp) cannot say who it
 is: it is served under a client id nobody claimed, so it can still join.
 """
@@ -24,7 +26,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedsparse.compat import lacks_query_handler, records_of
-from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_PARTITIONS, PROFILE
+from fedsparse.protocol import BITWIDTH, CLIENT_ID, IDENTITY, NUM_EXAMPLES, NUM_PARTITIONS, PROFILE
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class NodeDirectory:
     client_by_node: dict[int, int] = field(default_factory=dict)
+    declared_examples: dict[int, int] = field(default_factory=dict)  # client id → the num-examples it declared
 
     @property
     def node_by_client(self) -> dict[int, int]:
@@ -48,12 +51,14 @@ class NodeDirectory:
 @dataclass(frozen=True)
 class Declaration:
     """What a node says of itself: its client id and, if its node config sets them, the
-    partition count, bitwidth and device profile it was set up with."""
+    partition count, bitwidth and device profile it was set up with and the number of
+    training examples it holds."""
 
     client: int
     num_partitions: int | None = None
     bitwidth: int | None = None
     profile: str | None = None
+    num_examples: int | None = None
 
     @classmethod
     def from_record(cls, record: ConfigRecord | None) -> Declaration:
@@ -63,12 +68,15 @@ class Declaration:
         client = record.get(CLIENT_ID)
         if isinstance(client, bool) or not isinstance(client, int):
             raise ValueError(f"bad client id {client!r}")
-        fields = {NUM_PARTITIONS: int, BITWIDTH: int, PROFILE: str}
+        fields = {NUM_PARTITIONS: int, BITWIDTH: int, PROFILE: str, NUM_EXAMPLES: int}
         for key, kind in fields.items():
             value = record.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
                 raise ValueError(f"bad {key} {value!r}")
-        return cls(client, record.get(NUM_PARTITIONS), record.get(BITWIDTH), record.get(PROFILE))  # type: ignore[arg-type]
+        examples = record.get(NUM_EXAMPLES)
+        if examples is not None and examples < 1:  # type: ignore[operator]
+            raise ValueError(f"bad {NUM_EXAMPLES} {examples!r}")
+        return cls(client, *(record.get(key) for key in fields))  # type: ignore[arg-type]
 
 
 # Why a declaration contradicts the run's config (None: it does not).
@@ -76,11 +84,16 @@ Vet = Callable[[Declaration], str | None]
 
 
 def identity_reply(
-    message: Message, client_id: int, num_clients: int, bitwidth: int | None = None, profile: str | None = None
+    message: Message,
+    client_id: int,
+    num_clients: int,
+    bitwidth: int | None = None,
+    profile: str | None = None,
+    num_examples: int | None = None,
 ) -> Message:
-    """What a ClientApp answers to the identity query; ``bitwidth`` and ``profile`` only
-    when the device declares them."""
-    declared = {BITWIDTH: bitwidth, PROFILE: profile}
+    """What a ClientApp answers to the identity query; ``bitwidth``, ``profile`` and
+    ``num_examples`` only when the device declares them."""
+    declared = {BITWIDTH: bitwidth, PROFILE: profile, NUM_EXAMPLES: num_examples}
     record = ConfigRecord(
         {CLIENT_ID: client_id, NUM_PARTITIONS: num_clients, **{k: v for k, v in declared.items() if v is not None}}
     )
@@ -126,6 +139,8 @@ def _ask(
             log.warning("node %s (client %d) left out of the federation: %s", node, declaration.client, problem)
             continue
         directory.client_by_node[node] = declaration.client
+        if declaration.num_examples is not None:
+            directory.declared_examples[declaration.client] = declaration.num_examples
         known.add(declaration.client)
     return retry, anonymous
 

@@ -75,7 +75,9 @@ PROFILE = "profile"
 
 # ---------------------------------------------------------------- node config (set on each device)
 PARTITION_ID = "partition-id"  # Flower's key: the client id
-# NUM_PARTITIONS (Flower's key), BITWIDTH and PROFILE are node-config keys too
+# NUM_PARTITIONS (Flower's key), BITWIDTH and PROFILE are node-config keys too, and so is
+# NUM_EXAMPLES: the training examples a device that brings its own data holds (declared
+# at discovery, the bound on its replies' num-examples)
 DATA_PATH = "data-path"  # a device's own copy of the dataset
 STATE_DIR = "state-dir"  # where a node keeps its state on disk between rounds
 THROTTLE = "throttle"  # emulate a device this fraction as fast as the machine (0 < throttle <= 1)

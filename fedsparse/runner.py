@@ -7,7 +7,6 @@ folder or an impossible split is one clear line, not a traceback from inside a w
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +16,6 @@ from fedsparse.runlog import run_log
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
-
-log = logging.getLogger(__name__)
 
 
 class RunFailed(RuntimeError):
@@ -81,6 +78,8 @@ def run_experiment(
     client_app: ClientApp | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg`` into ``run_dir`` on its configured engine; return the run's summary.
+    :class:`RunFailed` (one line) if it cannot run or aggregated no round; its
+    ``summary.json`` and ``run.log`` then say why too.
 
     With ``resume``, ``run_dir`` holds an interrupted run of ``cfg`` and its checkpoint:
     the run continues after the checkpoint's round. The run's records at ``log_level``
@@ -108,7 +107,6 @@ def run_experiment(
     with run_log(run_dir, log_level, append=resume):
         try:
             run_engine(cfg, make_server_app(cfg, run_dir, resume), client_app, client_state_root=client_state)
-        except FederationError as error:
-            log.error("run failed: %s", error)
+        except FederationError as error:  # run.log has it already (fedsparse.app.run_into)
             raise RunFailed(str(error)) from None
     return read_summary(run_dir)

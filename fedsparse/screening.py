@@ -4,16 +4,21 @@ A reply must mirror what was sent: the same array names, shapes, dtypes and enco
 b-bit payload is checked against the b-bit payload that client received, and the
 ``bitwidth`` the client declares against the one it was sent), no more bytes than such
 an array can honestly take, finite floats, and a positive, finite, whole ``num-examples``
-no larger than the client's training set (a forged 10^12 would otherwise own the
+within the client's :class:`ExampleBound` (a forged 10^12 would otherwise own the
 average). Anything else is rejected with a reason and logged; the round goes on with the
 rest. Accepted replies come back sorted by client
 id, so aggregation never depends on arrival order.
+
+A run's rejections are tallied by kind (:class:`RejectionTally`), so its summary can say
+why rounds were lost.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -43,20 +48,63 @@ class RejectedReply(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class ExampleBound:
+    """The most ``num-examples`` a client may report, and what that number is, as the
+    rejection reason says it: ``exceeds the <limit> <basis>``."""
+
+    limit: int
+    basis: str
+
+
+class RejectionTally:
+    """A run's rejected replies counted by kind: reasons alike but for their numbers
+    (client sizes, array names' indices) are one kind, shown by its first reason."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    def add(self, rejections: Iterable[Rejection]) -> None:
+        for rejection in rejections:
+            kind = re.sub(r"\d+(\.\d+)?(e[+-]?\d+)?", "#", rejection.reason)
+            self.counts[kind] += 1
+            self.examples.setdefault(kind, rejection.reason)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def top(self, n: int) -> list[dict[str, object]]:
+        """The ``n`` most frequent kinds, most frequent first: ``{"reason", "count"}``."""
+        return [{"reason": self.examples[kind], "count": count} for kind, count in self.counts.most_common(n)]
+
+    def values(self) -> list[list[object]]:
+        """JSON-able state: ``[kind, count, first reason]`` per kind."""
+        return [[kind, count, self.examples[kind]] for kind, count in self.counts.items()]
+
+    @classmethod
+    def from_values(cls, values: Iterable[list[object]]) -> RejectionTally:
+        tally = cls()
+        for kind, count, example in values:
+            tally.counts[str(kind)] = int(count)  # type: ignore[call-overload]
+            tally.examples[str(kind)] = str(example)
+        return tally
+
+
 def _only(records: Mapping[str, T], kind: str) -> T:
     if len(records) != 1:
         raise RejectedReply(f"expected exactly one {kind}, got {len(records)}")
     return next(iter(records.values()))
 
 
-def check_num_examples(value: object, limit: int | None = None) -> int:
-    """A positive whole count, at most ``limit`` (the samples the client holds) if known."""
+def check_num_examples(value: object, bound: ExampleBound | None = None) -> int:
+    """A positive whole count, within ``bound`` if there is one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RejectedReply(f"{NUM_EXAMPLES} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0 or value != int(value):
         raise RejectedReply(f"{NUM_EXAMPLES} must be a positive whole number, got {value}")
-    if limit is not None and value > limit:
-        raise RejectedReply(f"{NUM_EXAMPLES} {int(value)} exceeds the {limit} training samples this client holds")
+    if bound is not None and value > bound.limit:
+        raise RejectedReply(f"{NUM_EXAMPLES} {int(value)} exceeds the {bound.limit} {bound.basis}")
     return int(value)
 
 
@@ -105,7 +153,7 @@ def check_bitwidth(metrics: MetricRecord, sent: Message) -> None:
         raise RejectedReply(f"declared {BITWIDTH} {declared!r}, sent {sent_config[BITWIDTH]!r}")
 
 
-def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit: int | None = None) -> None:
+def check_reply(reply: Message, sent: Message, with_arrays: bool, example_bound: ExampleBound | None = None) -> None:
     if reply.has_error():
         raise RejectedReply(f"client failed: {reply.error.reason!s}")
     if not reply.has_content():
@@ -113,7 +161,7 @@ def check_reply(reply: Message, sent: Message, with_arrays: bool, example_limit:
     metrics = _only(records_of(reply.content, MetricRecord), "MetricRecord")
     if NUM_EXAMPLES not in metrics:
         raise RejectedReply(f"missing {NUM_EXAMPLES}")
-    check_num_examples(metrics[NUM_EXAMPLES], example_limit)
+    check_num_examples(metrics[NUM_EXAMPLES], example_bound)
     if with_arrays:
         check_bitwidth(metrics, sent)
         check_reply_arrays(records_of(reply.content, ArrayRecord), records_of(sent.content, ArrayRecord))
@@ -148,12 +196,12 @@ def screen_replies(
     replies: Iterable[Message],
     client_of: Callable[[int], int],
     with_arrays: bool = True,
-    example_limit: Callable[[int], int | None] = lambda client: None,
+    example_bound: Callable[[int], ExampleBound | None] = lambda client: None,
 ) -> tuple[list[Message], list[Rejection]]:
     """Split replies into accepted (sorted by client id) and rejected (with reasons).
 
-    ``example_limit(client)``: the most ``num-examples`` that client can truthfully
-    report (None: unknown, no bound).
+    ``example_bound(client)``: the most ``num-examples`` that client may report (None:
+    no bound).
     """
     replies = list(replies)  # read twice below
     sent_by_node = {msg.metadata.dst_node_id: msg for msg in sent}
@@ -167,7 +215,7 @@ def screen_replies(
                 raise RejectedReply("reply from a node that was not asked")
             if client in accepted:
                 raise RejectedReply("second reply from the same client")
-            check_reply(reply, sent_by_node[node], with_arrays, example_limit(client))
+            check_reply(reply, sent_by_node[node], with_arrays, example_bound(client))
         except RejectedReply as error:
             rejected.append(Rejection(client, str(error)))
             continue

@@ -5,6 +5,12 @@ round: configure, send (through the byte meter), screen the replies (reject, log
 on), skip a round with too few valid replies, aggregate, account the simulation clock.
 Everything else (evaluation, metrics rows, checkpoints, progress, the summary) is a
 callback (:mod:`fedsparse.callbacks`), run in order after every round.
+
+At the end the loop judges the run (:func:`run_status`): a run that aggregated no round
+has failed (its summary says so and why, then :class:`FederationError` is raised, so
+``fedsparse run`` exits non-zero and Flower marks a deployed run failed); one that
+skipped more than ``federation.max_skipped_share`` of its rounds warns, with the most
+frequent rejection reasons.
 """
 
 from __future__ import annotations
@@ -43,14 +49,36 @@ from fedsparse.metering import MeteredGrid
 from fedsparse.models import count_parameters
 from fedsparse.nodes import NodeDirectory, discover
 from fedsparse.results import RunWriter
-from fedsparse.screening import Rejection, screen_replies
+from fedsparse.screening import Rejection, RejectionTally, screen_replies
 from fedsparse.strategy import Strategy
 
 log = logging.getLogger(__name__)
 
 
 class FederationError(RuntimeError):
-    """The federation cannot run (e.g. no node answered); the message says why."""
+    """The federation cannot run (e.g. no node answered) or ran without aggregating a
+    round; the message is one line saying why."""
+
+
+TOP_REJECTIONS = 3  # the rejection kinds a summary lists and a failure names
+
+
+def run_status(
+    rounds: int, skipped: int, rejections: RejectionTally, max_skipped_share: float
+) -> tuple[str, str | None]:
+    """``("ok" | "degraded" | "failed", why)`` of a run that ran ``rounds`` rounds and
+    skipped ``skipped`` of them; ``why`` is one line (None when ok), naming the most
+    frequent rejection kinds."""
+    if skipped <= max_skipped_share * rounds and skipped < rounds:
+        return "ok", None
+    top = rejections.top(TOP_REJECTIONS)
+    reasons = "; ".join(f"{entry['count']}x {entry['reason']!r}" for entry in top) or "none"
+    if skipped >= rounds:
+        return "failed", f"no round aggregated ({skipped} of {rounds} skipped); rejected replies: {reasons}"
+    return "degraded", (
+        f"{skipped} of {rounds} rounds skipped (federation.max_skipped_share is {max_skipped_share:g}); "
+        f"rejected replies: {reasons}"
+    )
 
 
 def default_callbacks(cfg: ExperimentConfig, writer: RunWriter) -> list[Callback]:
@@ -73,8 +101,10 @@ class RoundLoop:
         writer: RunWriter,
         callbacks: Sequence[Callback] | None = None,
         resume_from: Checkpoint | None = None,
+        deployed: bool = False,
     ) -> None:
-        self.federation = Federation(cfg)
+        """``deployed``: the clients are real devices with data of their own (:class:`Federation`)."""
+        self.federation = Federation(cfg, deployed)
         self.writer = writer
         self.callbacks = list(callbacks) if callbacks is not None else default_callbacks(cfg, writer)
         self.resume_from = resume_from
@@ -82,6 +112,7 @@ class RoundLoop:
         self.grid = MeteredGrid(grid, self.ledger)
         self.directory = NodeDirectory()
         self.skipped = 0
+        self.rejections = RejectionTally()  # every round's, for the summary
         self.sim_seconds_total = 0.0
         self.first_round = 1  # of this process (a resumed run starts after its checkpoint)
         self.arrays = ArrayRecord()  # the global model (or the part the strategy shares)
@@ -121,7 +152,7 @@ class RoundLoop:
             messages,
             replies,
             self.directory.client_of,
-            example_limit=lambda client: self.federation.example_limit(client, server_round),
+            example_bound=lambda client: self.federation.example_bound(client, server_round, self.directory),
         )
         seconds = self.federation.client_seconds(messages, self.directory, self.ledger, server_round, accepted)
         if fed.deadline_seconds is not None:
@@ -175,6 +206,7 @@ class RoundLoop:
             "ledger": self.ledger.rows(),
             "sim_seconds_total": self.sim_seconds_total,
             "skipped": self.skipped,
+            "rejections": self.rejections.values(),
             "callbacks": {c.key: c.checkpoint_values() for c in self.callbacks if c.key},
         }
         return Checkpoint(server_round, records, values)
@@ -188,6 +220,7 @@ class RoundLoop:
         self.ledger.load_rows(values["ledger"])
         self.sim_seconds_total = float(values["sim_seconds_total"])
         self.skipped = int(values["skipped"])
+        self.rejections = RejectionTally.from_values(values["rejections"])
         for callback in self.callbacks:
             if callback.key:
                 callback.restore_values(values["callbacks"][callback.key])
@@ -212,24 +245,36 @@ class RoundLoop:
                 round_start = time.perf_counter()
                 outcome = self.train_round(server_round)
                 self.skipped += outcome.skipped
+                self.rejections.add(outcome.rejected)
                 self.sim_seconds_total += round_seconds(outcome.client_seconds)
                 result = RoundResult(server_round, outcome, round_start)
                 for callback in self.callbacks:
                     callback.after_round(result)
             summary = self.summary(time.perf_counter() - started)
+            if summary["status"] == "degraded":
+                log.warning(summary["status_reason"])
             for callback in self.callbacks:
                 callback.on_train_end(summary)
         finally:
             for callback in self.callbacks:
                 callback.close()
+        if summary["status"] == "failed":
+            raise FederationError(summary["status_reason"])
         return summary
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:
-        """What the loop itself knows at the end; callbacks add their part."""
+        """What the loop itself knows at the end, the run's status among it; callbacks add their part."""
         cfg = self.federation.cfg
+        fed = cfg.federation
+        status, reason = run_status(fed.rounds, self.skipped, self.rejections, fed.max_skipped_share)
         return {
-            "rounds_completed": cfg.federation.rounds,
+            "status": status,
+            "status_reason": reason,
+            "rounds_completed": fed.rounds,
+            "rounds_aggregated": fed.rounds - self.skipped,
             "rounds_skipped": self.skipped,
+            "replies_rejected": self.rejections.total(),
+            "top_rejections": self.rejections.top(TOP_REJECTIONS),
             "model_parameters": count_parameters(self.federation.model),
             "bytes_up_total": self.ledger.total("up"),
             "bytes_down_total": self.ledger.total("down"),
@@ -243,6 +288,12 @@ class RoundLoop:
 
 
 def serve(
-    grid: Grid, cfg: ExperimentConfig, writer: RunWriter, resume_from: Checkpoint | None = None
+    grid: Grid,
+    cfg: ExperimentConfig,
+    writer: RunWriter,
+    resume_from: Checkpoint | None = None,
+    deployed: bool = False,
 ) -> dict[str, Any]:
-    return RoundLoop(cfg, grid, writer, resume_from=resume_from).run()
+    """Run the federation; its summary, or :class:`FederationError` (after the summary is
+    written) if it cannot run or aggregated no round."""
+    return RoundLoop(cfg, grid, writer, resume_from=resume_from, deployed=deployed).run()

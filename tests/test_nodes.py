@@ -8,6 +8,7 @@ from flwr.supercore.run import Run
 from fedsparse.devices import profile_counts, profile_index
 from fedsparse.inline import InlineGrid
 from fedsparse.nodes import ClientSampler, NodeDirectory, discover
+from fedsparse.screening import ExampleBound
 
 
 def directory(n: int) -> NodeDirectory:
@@ -91,6 +92,32 @@ def test_a_node_contradicting_its_profile_is_left_out(caplog: pytest.LogCaptureF
     assert "bitwidth=32, the config assigns 8 to client 1" in caplog.text
     assert "bitwidth=8, the config assigns 32 to client 3" in caplog.text
     assert caplog.text.count("left out of the federation") == 2  # once each: not asked again
+
+
+@pytest.mark.usefixtures("server_identity")
+def test_a_deployed_device_is_bounded_by_what_it_declares_else_by_the_cap(quickstart_cfg) -> None:  # type: ignore[no-untyped-def]
+    """Simulated, a reply's weight is bounded by the client's partition; deployed, by the
+    num-examples the device declares, else federation.max_num_examples, else twice the
+    largest partition. A declaration that is no positive count is not taken."""
+    from fedsparse.federation import Federation
+
+    declared = {0: {"num-examples": 5000}, 1: {"num-examples": 0}}
+    found = discover(_declaring_grid(10, declared), 10, 30, attempts=1)
+    assert found.declared_examples == {0: 5000} and 1 not in found.clients()
+
+    simulated = Federation(quickstart_cfg)
+    partitions = simulated.train_sizes
+    assert simulated.example_bound(0, 1, found) == ExampleBound(partitions[0], "training samples this client holds")
+    deployed = Federation(quickstart_cfg, deployed=True)
+    assert deployed.example_bound(0, 1, found) == ExampleBound(5000, "examples its node config declares")
+    default = deployed.example_bound(2, 1, found)
+    assert default is not None and default.limit == 2 * max(partitions) and "max_num_examples" in default.basis
+    assert deployed.example_bound(10, 1, found) is None  # not a client of this federation: asked nothing
+
+    capped = quickstart_cfg.model_copy(deep=True)
+    capped.federation.max_num_examples = 300
+    bound = Federation(capped, deployed=True).example_bound(2, 1, found)
+    assert bound == ExampleBound(300, "examples federation.max_num_examples allows")
 
 
 def test_declarations_against_the_assignment() -> None:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Error
 
-from fedsparse.screening import screen_replies
+from fedsparse.screening import ExampleBound, Rejection, RejectionTally, screen_replies
+from fedsparse.server import run_status
 from fedsparse.task import ClientTask
 from fedsparse.wire import encode_model
 
@@ -128,9 +129,30 @@ def test_a_forged_num_examples_is_rejected_above_the_clients_training_set(sent) 
         reply_from(messages[11], arrays, {"num-examples": 100}),
     ]
     client_of = {10: 0, 11: 1, 12: 2}.get
-    accepted, rejected = screen_replies(messages.values(), replies, client_of, example_limit=lambda client: 100)
+    bound = ExampleBound(100, "training samples this client holds")
+    accepted, rejected = screen_replies(messages.values(), replies, client_of, example_bound=lambda client: bound)
     assert [client_of(m.metadata.src_node_id) for m in accepted] == [1]  # at the limit: accepted
     assert rejected[0].client == 0 and "1000000000000 exceeds the 100 training samples" in rejected[0].reason
+
+
+def test_rejections_are_tallied_by_kind_and_judge_the_run() -> None:
+    tally = RejectionTally()
+    tally.add([Rejection(0, "num-examples 599 exceeds the 431 training samples this client holds")])
+    tally.add([Rejection(1, "num-examples 646 exceeds the 431 training samples this client holds")])
+    tally.add([Rejection(2, "no reply before the round timeout"), Rejection(3, "conv1.weight: contains NaN or Inf")])
+    assert tally.total() == 4
+    assert tally.top(2) == [
+        {"reason": "num-examples 599 exceeds the 431 training samples this client holds", "count": 2},
+        {"reason": "no reply before the round timeout", "count": 1},
+    ]
+    assert RejectionTally.from_values(tally.values()).top(3) == tally.top(3)  # as a checkpoint keeps it
+
+    assert run_status(4, 2, tally, 0.5) == ("ok", None)
+    status, why = run_status(4, 3, tally, 0.5)
+    assert status == "degraded" and why is not None and why.startswith("3 of 4 rounds skipped")
+    status, why = run_status(4, 4, tally, 1.0)
+    assert status == "failed" and why is not None and "\n" not in why
+    assert why.startswith("no round aggregated (4 of 4 skipped); rejected replies: 2x 'num-examples 599 exceeds")
 
 
 def test_an_oversized_payload_is_rejected_before_decoding(sent) -> None:  # type: ignore[no-untyped-def]

@@ -102,6 +102,7 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backen
         "federation.rounds=3",
         "federation.clients_per_round=10",
         "federation.min_replies=3",
+        "federation.max_skipped_share=0.25",
         "output.plots=false",
         f"engine.backend={backend}",
         client_app=app,
@@ -113,14 +114,42 @@ def test_hostile_replies_are_rejected_and_the_run_goes_on(tmp_path: Path, backen
     for cid, expected in EXPECTED_REASONS.items():
         assert expected in reasons[cid], (cid, reasons[cid])
     assert second["skipped"] and sorted(r["id"] for r in second["rejected"]) == list(range(8))
-    assert summary["rounds_skipped"] == 1
+    assert summary["rounds_skipped"] == 1 and summary["rounds_aggregated"] == 2
+    assert summary["status"] == "degraded" and summary["replies_rejected"] == 7 + 8 + 6
+    assert summary["status_reason"].startswith("1 of 3 rounds skipped (federation.max_skipped_share is 0.25)")
     assert json.dumps(rows)  # every row serializable, no NaN leaked into the metrics
     assert third["accuracy"] > 0.3 and summary["final_accuracy"] == third["accuracy"]
     assert 6 in {c["id"] for c in third["clients"] if c["num_examples"] is not None}  # honest again: counted
     logged = (tmp_path / RUN_LOG).read_text()
+    assert f"WARNING fedsparse.server: {summary['status_reason']}" in logged
     for row in rows:
         for rejection in row["rejected"]:
             assert f"rejected reply of client {rejection['id']}: {rejection['reason']}" in logged
+
+
+def test_a_run_that_aggregates_no_round_fails_loudly(tmp_path: Path) -> None:
+    """Every reply rejected (here: each client misses a 1 µs deadline): ``fedsparse run``
+    exits 1 with the reason on one line and no traceback; ``summary.json`` and
+    ``run.log`` say the same."""
+    out = tmp_path / "run"
+    settings = ["federation.rounds=2", "federation.clients_per_round=3", "federation.deadline_seconds=0.000001"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fedsparse.cli", "run", "configs/quickstart.yaml", "--out", str(out), "--no-progress"]
+        + [arg for setting in [*settings, "output.plots=false"] for arg in ("--set", setting)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: no round aggregated (2 of 2 skipped); rejected replies: 6x 'missed the 1e-06 s")
+    summary = read_summary(out)
+    assert (summary["status"], summary["rounds_aggregated"], summary["replies_rejected"]) == ("failed", 0, 6)
+    assert summary["status_reason"] == last.removeprefix("error: ")
+    assert summary["top_rejections"][0]["count"] == 6
+    assert f"ERROR   fedsparse.app: run failed: {summary['status_reason']}" in (out / RUN_LOG).read_text()
 
 
 def test_a_client_past_the_round_timeout_is_left_out_and_the_round_completes(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class FinalMetrics(Callback):
-    """The latest value of every evaluated metric, for the summary's ``final_*`` fields."""
+    """The latest value of every evaluated metric, for the summary's ``final_*`` fields
+    (the clients' own evaluation metrics too: ``final_client_<metric>``)."""
 
     key = "final"
 
@@ -30,6 +31,7 @@ class FinalMetrics(Callback):
         summary["final_accuracy"] = self.final.get("accuracy")
         summary["final_loss"] = self.final.get("loss")
         summary["final_accuracy_by_bitwidth"] = self.final.get("accuracy_by_bitwidth")
+        summary.update({f"final_{key}": value for key, value in self.final.items() if key.startswith("client_")})
 
     def checkpoint_values(self) -> Any:
         return self.final

@@ -60,7 +60,7 @@ class RoundLog(Callback):
             self.gpu_share = False  # said once
 
     def on_train_end(self, summary: dict[str, Any]) -> None:
-        log.info("finished: final accuracy %s", summary.get("final_accuracy"))
+        log.info("finished (%s): final accuracy %s", summary["status"], summary.get("final_accuracy"))
 
 
 class ProgressDisplay(Callback):
