@@ -41,10 +41,12 @@ class Federation:
         self.streams: ContinualData | None = self.task.continual_data() if cfg.data.tasks is not None else None
         self.test_set: ArrayDataset | None = None
         self.server_data: ArrayDataset | None = None
+        self.validation_set: ArrayDataset | None = None  # data.validation's server-side split
         self.train_sizes: list[int] = []
         if self.streams is None:
             data = self.task.federated_data()
             self.test_set, self.server_data = data.test, data.server
+            self.validation_set = data.validation if len(data.validation) else None
             self.train_sizes = [data.train_size(client) for client in range(fed.num_clients)]
         self.model = self.task.initial_model()
         self.precisions = tuple(

@@ -16,6 +16,7 @@ from fedsparse.data.partition import PartitionConfig
 from fedsparse.data.sources import DATASETS
 from fedsparse.data.tasks import TasksConfig
 from fedsparse.models import MODELS
+from fedsparse.tuning.space import tunable
 
 
 class Strict(BaseModel):
@@ -34,6 +35,14 @@ class DataConfig(Strict):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits only")
     server_samples: int = Field(
         0, ge=0, description="training samples held out for the server (e.g. ProWD's distillation buffer)"
+    )
+    validation: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="share of the training data held out on the server, stratified by label and seeded, as a "
+        "validation set for tuning and model selection (never the test split); 0: none. `fedsparse compare` and "
+        "`fedsparse tune` make it 0.1 when the config leaves it unset",
     )
     tasks: TasksConfig | None = Field(
         None, description="continual learning: each client learns a stream of tasks (partition is then unused)"
@@ -87,11 +96,11 @@ class AugmentConfig(Strict):
 class TrainingConfig(Strict):
     """A client's local training (the ``federation`` section's fields that clients use)."""
 
-    local_epochs: int = Field(1, ge=1)
+    local_epochs: int = Field(1, ge=1, json_schema_extra=tunable(1, 5))
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(0.05, gt=0.0)
+    lr: float = Field(0.05, gt=0.0, json_schema_extra=tunable(1e-3, 0.3, log=True))
     optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, json_schema_extra=tunable(0.0, 0.95))
     weight_decay: float = Field(0.0, ge=0.0)
     lr_plateau: PlateauConfig | None = Field(
         None, description="task streams: divide the learning rate when the task's validation loss stalls"

@@ -115,6 +115,7 @@ class ClientTask(BaseModel):
             data.test_fraction,
             self.seed,
             data.server_samples,
+            data.validation,
         )
 
     def client_data(self, client_id: int, data_path: str | None = None) -> ClientData:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fedsparse import protocol
 from fedsparse.callbacks.base import Callback, RoundResult
 from fedsparse.continual_metrics import TaskAccuracyLog
+from fedsparse.data import ArrayDataset
 from fedsparse.quant import quantize_state
 from fedsparse.screening import screen_replies
 from fedsparse.training import evaluate
@@ -18,21 +19,42 @@ if TYPE_CHECKING:
 
 
 class ServerEvaluation(Callback):
-    """Test accuracy of the model each format's clients hold, quantized to that format.
+    """Accuracy and loss of the model each format's clients hold, quantized to that
+    format, on the server's test split (``accuracy``, ``loss``, ``accuracy_by_bitwidth``)
+    and on its validation split (``val_accuracy``, ``val_loss``) where ``data.validation``
+    holds one out.
 
-    ``accuracy`` and ``loss`` are the means over the formats present (with every client
-    at float32, simply the global model's). Every ``federation.eval_every`` rounds and at
-    the last; not on task streams, where the clients evaluate their own tasks.
+    Each is the mean over the formats present (with every client at float32, simply the
+    global model's). Every ``federation.eval_every`` rounds and at the last; the test
+    split only where ``federation.evaluate_test``; not on task streams, where the
+    clients evaluate their own tasks.
     """
 
     def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
         self.loop = loop
 
     def after_round(self, result: RoundResult) -> None:
-        loop, federation = self.loop, self.loop.federation
+        federation = self.loop.federation
         fed = federation.cfg.federation
-        if federation.test_set is None or (result.server_round % fed.eval_every and result.server_round != fed.rounds):
+        if result.server_round % fed.eval_every and result.server_round != fed.rounds:
             return
+        test_set = federation.test_set if fed.evaluate_test else None
+        if test_set is not None:
+            by_bitwidth, loss = self._evaluate(test_set)
+            result.evaluation.update(
+                {
+                    "accuracy": sum(by_bitwidth.values()) / len(by_bitwidth),
+                    "loss": loss,
+                    "accuracy_by_bitwidth": by_bitwidth,
+                }
+            )
+        if federation.validation_set is not None:
+            by_bitwidth, loss = self._evaluate(federation.validation_set)
+            result.evaluation.update({"val_accuracy": sum(by_bitwidth.values()) / len(by_bitwidth), "val_loss": loss})
+
+    def _evaluate(self, data: ArrayDataset) -> tuple[dict[str, float], float]:
+        """Accuracy by format label and the mean loss over formats, on ``data``."""
+        loop, federation = self.loop, self.loop.federation
         model = federation.model
         by_bitwidth: dict[str, float] = {}
         losses = []
@@ -40,16 +62,10 @@ class ServerEvaluation(Callback):
             load_into(model, loop.strategy.model_for(precision, loop.arrays))
             if not precision.is_float32:
                 model.load_state_dict(quantize_state(model.state_dict(), precision))
-            stats = evaluate(model, federation.test_set, federation.device)
+            stats = evaluate(model, data, federation.device)
             by_bitwidth[precision.label] = stats.accuracy
             losses.append(stats.loss)
-        result.evaluation.update(
-            {
-                "accuracy": sum(by_bitwidth.values()) / len(by_bitwidth),
-                "loss": sum(losses) / len(losses),
-                "accuracy_by_bitwidth": by_bitwidth,
-            }
-        )
+        return by_bitwidth, sum(losses) / len(losses)
 
 
 class ClientEvaluation(Callback):

@@ -32,6 +32,9 @@ class FinalMetrics(Callback):
         summary["final_loss"] = self.final.get("loss")
         summary["final_accuracy_by_bitwidth"] = self.final.get("accuracy_by_bitwidth")
         summary.update({f"final_{key}": value for key, value in self.final.items() if key.startswith("client_")})
+        if "val_accuracy" in self.final:
+            summary["final_val_accuracy"] = self.final["val_accuracy"]
+            summary["final_val_loss"] = self.final["val_loss"]
 
     def checkpoint_values(self) -> Any:
         return self.final

@@ -22,10 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def round_line(result: RoundResult, rounds: int, ledger: ByteLedger) -> str:
-    """``round 3/15 · accuracy 0.8123 · 1.23 MB · 1 rejected`` (what happened so far)."""
+    """``round 3/15 · accuracy 0.8123 · validation 0.8050 · 1.23 MB · 1 rejected`` (what
+    happened so far; validation where data.validation holds a set out)."""
     accuracy = result.evaluation.get("accuracy")
     parts = [f"round {result.server_round}/{rounds}"]
     parts.append("accuracy -" if accuracy is None else f"accuracy {accuracy:.4f}")
+    if "val_accuracy" in result.evaluation:
+        parts.append(f"validation {result.evaluation['val_accuracy']:.4f}")
     parts.append(f"{megabytes(ledger.total('up') + ledger.total('down')):.2f} MB")
     if result.outcome.rejected:
         parts.append(f"{len(result.outcome.rejected)} rejected")

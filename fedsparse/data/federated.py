@@ -1,5 +1,6 @@
 """The federated view of a dataset: one partition per client, each with a local
-train/validation split, and the global test split for server-side evaluation.
+train/validation split, the global test split for server-side evaluation and, when
+asked for, a server-side validation split carved out of the training data.
 
 Loading and partitioning run once per process (cached), because a simulation engine
 calls the ClientApp once per message and must not re-read MNIST each time.
@@ -29,6 +30,7 @@ class FederatedData:
     pool: ArrayDataset  # the training pool the partitions index into
     test: ArrayDataset
     server: ArrayDataset  # held out from every client (empty unless data.server_samples)
+    validation: ArrayDataset  # held out from every client for model selection (empty unless data.validation)
     partitions: tuple[np.ndarray, ...]
     val_fraction: float
     seed: int
@@ -56,6 +58,28 @@ class FederatedData:
         return n_val
 
 
+def stratified_hold_out(train: ArrayDataset, fraction: float, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
+    """Split a seeded, label-stratified ``fraction`` of ``train`` off as a validation set:
+    (the rest, the validation set), each in the pool's order.
+
+    Each label gives ``round(fraction × its count)`` samples (at least one where it has
+    two or more), so the validation set has the pool's label mix. With ``fraction`` = 0
+    the pool is returned as is, so partitions stay exactly those of a config without one.
+    """
+    if fraction == 0:
+        return train, train.subset(np.arange(0))
+    rng = np.random.default_rng([seed, 0x7A1])
+    held: list[np.ndarray] = []
+    for label in np.unique(train.y):
+        rows = np.flatnonzero(train.y == label)
+        count = min(max(round(fraction * len(rows)), 1), len(rows) - 1) if len(rows) > 1 else 0
+        held.append(rng.choice(rows, size=count, replace=False))
+    chosen = np.sort(np.concatenate(held))
+    keep = np.ones(len(train), dtype=bool)
+    keep[chosen] = False
+    return train.subset(np.flatnonzero(keep)), train.subset(chosen)
+
+
 def _hold_out(train: ArrayDataset, count: int, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
     """Split ``count`` seeded random samples off the training pool for the server.
 
@@ -80,11 +104,15 @@ def load_federated_data(
     test_fraction: float,
     seed: int,
     server_samples: int = 0,
+    validation: float = 0.0,
 ) -> FederatedData:
-    """Load, split and partition once per process; arguments are hashable for the cache."""
+    """Load, split and partition once per process; arguments are hashable for the cache.
+    The validation set comes off the training data first, the server's samples next,
+    and the clients partition what is left; the test split is never touched."""
     source = DATASETS.get(dataset)
     splits = source.load(Path(path) if path else None, seed, test_fraction)
-    pool, server = _hold_out(splits.train, server_samples, seed)
+    train, validation_set = stratified_hold_out(splits.train, validation, seed)
+    pool, server = _hold_out(train, server_samples, seed)
     partition = PartitionConfig.model_validate_json(partition_json)
     parts = partition_indices(pool.y, num_clients, partition, seed, pool.ids)
     return FederatedData(
@@ -92,6 +120,7 @@ def load_federated_data(
         pool=pool,
         test=splits.test,
         server=server,
+        validation=validation_set,
         partitions=tuple(parts),
         val_fraction=val_fraction,
         seed=seed,
