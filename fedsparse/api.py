@@ -1,5 +1,5 @@
-"""fedsparse from Python: :func:`run` and :func:`compare`, what the CLI's ``run`` and
-``compare`` do, returning results instead of printing them.
+"""fedsparse from Python: :func:`run`, :func:`compare` and :func:`tune`, what the CLI's
+``run``, ``compare`` and ``tune`` do, returning results instead of printing them.
 
 A config is a YAML path, a mapping shaped like the YAML, or an
 :class:`~fedsparse.config.ExperimentConfig`; ``overrides`` are ``--set``-style
@@ -104,6 +104,44 @@ def compare(
         results = run_comparison(plan, overwrite=overwrite, progress=progress, report=lambda line: None)
     paths, markdown, comparison = write_comparison(plan, results)
     return CompareResult(table_rows(comparison), markdown, paths)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A finished tune: per strategy its best trial's values (dotted config path → value;
+    empty: every trial failed) and validation score (None: every trial failed), its
+    Markdown page, the files written
+    (``tuned/<strategy>.yaml``, ``tuned/compare.yaml``, ``trials.csv``, ``tune.md``, ``tune.png``)."""
+
+    best: dict[str, dict[str, Any]]
+    scores: dict[str, float | None]
+    markdown: str
+    paths: list[Path]
+
+
+def tune(
+    config: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    strategies: Sequence[str] | None = None,
+    trials: int | None = None,
+    seeds: int | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    jobs: int = 1,
+) -> TuneResult:
+    """Tune several strategies with the same budget, by validation accuracy on tuning
+    seeds (as ``fedsparse tune``); resumes an interrupted tune in ``out``."""
+    from fedsparse.runlog import quiet_flower
+    from fedsparse.tuning import tune as run_tune
+    from fedsparse.tuning.plan import plan_tune
+
+    plan = plan_tune(config, list(overrides), strategies=strategies, trials=trials, seeds=seeds, out=out)
+    with quiet_flower(verbose=False):
+        paths, markdown, best = run_tune(plan, overwrite=overwrite, report=lambda line: None, jobs=jobs)
+    values = {name: {} if trial is None else dict(trial.params) for name, trial in best.items()}
+    scores = {name: None if trial is None else trial.score for name, trial in best.items()}
+    return TuneResult(values, scores, markdown, paths)
 
 
 def _stem(config: ConfigSource) -> str:

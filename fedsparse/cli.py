@@ -1,4 +1,4 @@
-"""``fedsparse run | validate | plot | compare | data``.
+"""``fedsparse run | validate | plot | compare | tune | list | data``.
 
 User errors (a bad config, missing data, an impossible federation) end with a one-line
 reason per fault on stderr and a non-zero exit, never a traceback; they are found before
@@ -85,9 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = run_experiment(cfg, run_dir, resume=bool(args.resume), log_level=args.log_level)
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
-    accuracy = summary["final_accuracy"]
+    accuracy, val_accuracy = summary["final_accuracy"], summary.get("final_val_accuracy")
+    scores = [] if accuracy is None else [f"final accuracy {accuracy:.4f}"]
+    scores += [] if val_accuracy is None else [f"validation {val_accuracy:.4f}"]
     megabytes = total_megabytes(summary)
-    print(f"final accuracy {accuracy:.4f} · {megabytes:.2f} MB moved · results in {run_dir}")
+    print(f"{' · '.join(scores) or 'not evaluated'} · {megabytes:.2f} MB moved · results in {run_dir}")
     return EXIT_OK
 
 
@@ -138,9 +140,55 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from fedsparse.comparison import CompareError
+    from fedsparse.config import ConfigError
+    from fedsparse.runlog import quiet_flower
+    from fedsparse.runner import RunFailed
+    from fedsparse.tuning import tune
+    from fedsparse.tuning.plan import plan_tune
+
+    if args.jobs < 1:
+        return _fail(["--jobs: must be >= 1"], EXIT_BAD_CONFIG)
+    strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
+    try:
+        plan = plan_tune(
+            args.config,
+            args.set,
+            strategies=strategies,
+            trials=args.trials,
+            seeds=args.seeds,
+            out=args.out,
+            plugins=args.plugin,
+        )
+    except ConfigError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    try:
+        with quiet_flower(args.verbose):
+            paths, text, _ = tune(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
+    except CompareError as error:
+        return _fail(error.problems, EXIT_FAILED)
+    except RunFailed as error:
+        return _fail([str(error)], EXIT_FAILED)
+    print(text, end="")
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def _knobs_line(strategy: str) -> str:
+    """``tunes mu log-uniform [0.0001, 1]``: what ``fedsparse tune`` may change of ``strategy``."""
+    from fedsparse.tuning.space import strategy_knobs
+
+    knobs = strategy_knobs(strategy)
+    return "tunes " + "; ".join(f"{k.path.rsplit('.', 1)[1]} {k.describe()}" for k in knobs) if knobs else ""
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    from fedsparse.catalog import STRATEGIES
     from fedsparse.plugins import PluginError, import_plugins
     from fedsparse.registry import registries
+    from fedsparse.tuning.space import shared_knobs
 
     try:
         import_plugins(args.plugin)
@@ -154,6 +202,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             where = registry.provenance(name)
             origin = where.distribution or where.module
             print(f"  {name:<{width}}  {where.summary}  [{origin}]".rstrip())
+            knobs = _knobs_line(name) if registry is STRATEGIES else ""
+            if knobs:
+                print(f"  {'':<{width}}    {knobs}")
+    print("every strategy also tunes: " + "; ".join(f"{k.path} {k.describe()}" for k in shared_knobs()))
     return EXIT_OK
 
 
@@ -170,6 +222,32 @@ def cmd_data(args: argparse.Namespace) -> int:
         return _fail([str(error).strip("'\"")], EXIT_FAILED)
     print(f"{args.dataset}: copied to {target}")
     return EXIT_OK
+
+
+def _add_tune_command(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser(
+        "tune", help="tune several strategies with the same budget, by validation accuracy (Optuna)"
+    )
+    with_config(tune)
+    tune.add_argument(
+        "--strategies",
+        metavar="A,B,...",
+        help="comma-separated strategy names (default: tune.strategies, else compare.strategies)",
+    )
+    tune.add_argument("--trials", type=int, help="trials per strategy, the same for all (default: tune.trials, 20)")
+    tune.add_argument("--seeds", type=int, help="tuning seeds per trial: seed+1000, ... (default: tune.seeds, 2)")
+    tune.add_argument("--out", help="tune folder (default: output.dir/<config>-tune)")
+    tune.add_argument("--overwrite", action="store_true", help="start studies in --out made with another plan again")
+    tune.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at once (the trials of different strategies and seeds), each in its own process or a Ray task",
+    )
+    tune.add_argument("--no-progress", action="store_true", help="no live round display during each run")
+    tune.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    tune.set_defaults(handler=cmd_tune)
 
 
 def _add_list_command(commands: argparse._SubParsersAction) -> None:
@@ -269,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     compare.set_defaults(handler=cmd_compare)
 
+    _add_tune_command(commands)
     _add_list_command(commands)
     _add_data_command(commands)
     return parser

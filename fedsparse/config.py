@@ -21,6 +21,7 @@ from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
 from fedsparse.plugins import PluginError, import_plugins
 from fedsparse.sections import DataConfig, ModelConfig, Strict, TrainingConfig
+from fedsparse.tuning.space import KnobSpec
 
 
 class ConfigError(ValueError):
@@ -64,7 +65,12 @@ class FederationConfig(TrainingConfig):
     clients_per_round: int = Field(10, ge=1)
     rounds: int = Field(10, ge=1)
     min_replies: int = Field(1, ge=1, description="fewer valid replies: round skipped")
-    eval_every: int = Field(1, ge=1, description="server-side test evaluation period")
+    eval_every: int = Field(1, ge=1, description="server-side evaluation period (test and validation sets)")
+    evaluate_test: bool = Field(
+        True,
+        description="evaluate on the test split (false: only on data.validation's set; `fedsparse tune` "
+        "sets it, so tuning never reads the test set)",
+    )
     client_eval_every: int = Field(0, ge=0, description="federated evaluation; 0 = off")
     round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
     deadline_seconds: float | None = Field(
@@ -232,6 +238,38 @@ class CompareConfig(Strict):
     reference: str | None = Field(
         None, description="strategy the others are tested against, paired by seed; null: the first of strategies"
     )
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per strategy, config values only it runs with (dotted path → value), e.g. its tuned ones",
+    )
+    tuning: dict[str, Any] | None = Field(
+        None, description="how the settings were tuned, as `fedsparse tune` writes it; stated on the page"
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        for name in value:
+            STRATEGIES.validate_name(name)
+        return _listed_once(value)
+
+
+class TuneConfig(Strict):
+    """``fedsparse tune``'s defaults (its command-line flags override them)."""
+
+    strategies: list[str] = Field(
+        default_factory=list, description="strategies to tune (default: compare.strategies), each with the same budget"
+    )
+    trials: int = Field(20, ge=1, description="trials per strategy: every strategy gets the same number")
+    seeds: int = Field(2, ge=1, description="tuning seeds per trial: seed+1000, seed+1001, ... (never compare's)")
+    last_rounds: int = Field(
+        3, ge=1, description="objective: the mean validation accuracy of the last this many evaluated rounds"
+    )
+    sampler_seed: int = Field(0, ge=0, description="seeds Optuna's TPE sampler (the same seed: the same trials)")
+    space: dict[str, KnobSpec | None] = Field(
+        default_factory=dict,
+        description="replaces, adds (a range) or drops (null) a knob of the declared search space, by config path",
+    )
 
     @field_validator("strategies")
     @classmethod
@@ -254,6 +292,8 @@ class ExperimentConfig(Strict):
     output: OutputConfig = OutputConfig()
     # read by `fedsparse compare` only; not part of a run's resolved config
     compare: CompareConfig | None = Field(None, exclude=True)
+    # read by `fedsparse tune` only; not part of a run's resolved config
+    tune: TuneConfig | None = Field(None, exclude=True)
 
     def strategy_params(self) -> BaseModel:
         params = getattr(self.strategy, self.strategy.name)
@@ -354,6 +394,8 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     share_sum = sum(p.share for p in fed.profiles)
     if not math.isclose(share_sum, 1.0, abs_tol=1e-6):
         problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
+    if not fed.evaluate_test and not cfg.data.validation and cfg.data.tasks is None:
+        problems.append("federation.evaluate_test: false leaves nothing to evaluate; set data.validation > 0")
 
     problems += STRATEGIES.get(cfg.strategy.name).problems(cfg.strategy_params(), cfg)
 
@@ -426,6 +468,11 @@ def _task_problems(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     if fed.client_eval_every:
         problems.append(
             "federation.client_eval_every: must be 0 with data.tasks (clients report task accuracies when they train)"
+        )
+    if cfg.data.validation:
+        problems.append(
+            "data.validation: task streams hold out a validation share of each task on the clients; "
+            "use data.tasks.val_fraction"
         )
     if fed.lr_plateau is not None and tasks.val_fraction == 0:
         problems.append("federation.lr_plateau: needs a validation set; set data.tasks.val_fraction > 0")
@@ -514,7 +561,7 @@ def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
-def _absolute_data_path(raw: dict[str, Any], base: Path) -> None:
+def absolute_data_path(raw: dict[str, Any], base: Path) -> None:
     """A relative ``data.path`` in ``raw``, made absolute against ``base``."""
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
@@ -532,9 +579,9 @@ def load_config(
     directory, as any path typed on a command line.
     """
     raw = read_yaml(Path(path))
-    _absolute_data_path(raw, Path(path).parent)
+    absolute_data_path(raw, Path(path).parent)
     raw = apply_overrides(raw, overrides or [])
-    _absolute_data_path(raw, Path.cwd())
+    absolute_data_path(raw, Path.cwd())
     return validate_config(with_plugins(raw, plugins or []))
 
 

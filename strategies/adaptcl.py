@@ -23,6 +23,7 @@ from fedsparse.prune import Kept, by_importance
 from fedsparse.prune.rates import FittedRateLearner, PrunedRateLearner
 from fedsparse.strategies.submodel import SubModelAvg
 from fedsparse.strategy import StrategyContext
+from fedsparse.tuning.space import tunable
 
 if TYPE_CHECKING:
     from fedsparse.config import ExperimentConfig
@@ -31,7 +32,13 @@ if TYPE_CHECKING:
 class AdaptCLParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slack: float = Field(0.1, gt=0.0, le=10.0, description="tolerated round-time excess over the fastest worker")
+    slack: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="tolerated round-time excess over the fastest worker",
+        json_schema_extra=tunable(0.02, 1.0, log=True),
+    )
     max_pruned_rate: float = Field(0.9, ge=0.0, lt=1.0, description="cap on any worker's pruned rate")
     step: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the equal-time correction taken per round")
     rate_rule: Literal["step", "fit"] = Field(

@@ -16,14 +16,22 @@ from fedsparse.aggregation import to_record, weighted_mean
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.strategy import Strategy, StrategyContext, Upload
+from fedsparse.tuning.space import tunable
 from fedsparse.wire import decode_float_state
 
 
 class FedAvgMomentumParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    server_lr: float = Field(1.0, gt=0.0, description="server step size on the averaged update")
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="server momentum (0: FedAvg)")
+    server_lr: float = Field(
+        1.0,
+        gt=0.0,
+        description="server step size on the averaged update",
+        json_schema_extra=tunable(0.1, 3.0, log=True),  # fedsparse tune's search range
+    )
+    momentum: float = Field(
+        0.9, ge=0.0, lt=1.0, description="server momentum (0: FedAvg)", json_schema_extra=tunable(0.0, 0.95)
+    )
 
 
 class FedAvgMomentum(Strategy):

@@ -15,10 +15,13 @@ from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.clients.ewc import EWCParams
 from fedsparse.strategies.fedavg import FedAvg
 from fedsparse.strategy import StrategyContext
+from fedsparse.tuning.space import tunable
 
 
 class FedProxParams(EWCParams):
-    mu: float = Field(0.01, ge=0.0, description="weight of (mu/2)·||w - w_global||²")
+    mu: float = Field(
+        0.01, ge=0.0, description="weight of (mu/2)·||w - w_global||²", json_schema_extra=tunable(1e-4, 1.0, log=True)
+    )
 
 
 class FedProx(FedAvg):

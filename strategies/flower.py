@@ -31,6 +31,7 @@ from fedsparse.aggregation import to_record
 from fedsparse.capabilities import StrategyState
 from fedsparse.catalog import STRATEGIES, StrategySpec
 from fedsparse.strategy import Strategy, StrategyContext, Upload
+from fedsparse.tuning.space import tunable
 from fedsparse.wire import decode_float_state
 
 # config name → Flower's class
@@ -72,17 +73,26 @@ BOUNDS: dict[str, dict[str, float]] = {
     "beta": {"ge": 0.0, "lt": 0.5},
 }
 
+# search ranges (fedsparse tune) of the arguments worth tuning, whichever strategy takes them
+RANGES: dict[str, dict[str, Any]] = {
+    "eta": tunable(1e-3, 1.0, log=True),  # FedOpt's server learning rate
+    "tau": tunable(1e-6, 0.1, log=True),  # FedOpt's adaptivity
+    "server_learning_rate": tunable(0.1, 3.0, log=True),
+    "server_momentum": tunable(0.0, 0.95),
+}
+
 
 def params_schema(cls: type[flower.FedAvg]) -> type[BaseModel]:
     """The YAML block of Flower strategy ``cls``: its scalar constructor arguments, typed by
-    their defaults, with Flower's defaults and the bounds above."""
+    their defaults, with Flower's defaults, the bounds and the search ranges above."""
     fields: dict[str, Any] = {}
     for argument in inspect.signature(cls.__init__).parameters.values():
         default = argument.default
         if argument.name in MANAGED or not isinstance(default, (bool, int, float, str)):
             continue
         bounds: dict[str, Any] = BOUNDS.get(argument.name, {})
-        fields[argument.name] = (type(default), Field(default, **bounds))
+        extra = RANGES.get(argument.name)
+        fields[argument.name] = (type(default), Field(default, **bounds, json_schema_extra=extra))
     return create_model(
         f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", frozen=True), __doc__=cls.__doc__, **fields
     )

@@ -41,6 +41,7 @@ from fedsparse.prowd import (
 )
 from fedsparse.quant import FLOAT32, Precision
 from fedsparse.strategy import Strategy, StrategyContext, Upload, quantized_copy
+from fedsparse.tuning.space import tunable
 from fedsparse.wire import decode_float_state, encode_state, float_tensors
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ProWDParams(BaseModel):
     selective: bool = Field(True, description="keep low-bit elements only where they agree with the float update")
     distill_weight: float = Field(1.0, ge=0.0, description="λ of the distillation term; needs data.server_samples")
     steps: int = Field(30, ge=1, description="dequantizer optimisation steps per round")
-    lr: float = Field(1e-2, gt=0.0)
+    lr: float = Field(1e-2, gt=0.0, json_schema_extra=tunable(1e-3, 0.1, log=True))
     hidden: int = Field(16, ge=1, description="width of each block's per-element MLP")
     batch_elements: int = Field(16384, ge=1, description="weights sampled per step for the reconstruction loss")
     distill_batch: int = Field(128, ge=1, description="server-buffer samples per distillation step")

@@ -11,7 +11,7 @@ another config, or one that is not a run, is an error unless ``overwrite``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,19 +88,20 @@ class SeedResult:
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
     reused: bool = False
+    failure: str | None = None  # why the run failed (only with keep_going; summary is then empty)
 
 
 def _check_before_running(
-    plan: ComparePlan, states: dict[Path, tuple[str, list[str]]], overwrite: bool
+    runs: Sequence[PlannedRun], states: dict[Path, tuple[str, list[str]]], overwrite: bool
 ) -> list[PlannedRun]:
     """The runs still to do; raises :class:`CompareError` for folders of other configs
     (unless ``overwrite``) and ``RunFailed`` for a seed whose data cannot be had."""
     from fedsparse.runner import RunFailed, check_data
 
-    clashes = [_clash(run, states[run.run_dir][1]) for run in plan.runs if states[run.run_dir][0] == "different"]
+    clashes = [_clash(run, states[run.run_dir][1]) for run in runs if states[run.run_dir][0] == "different"]
     if clashes and not overwrite:
         raise CompareError([*clashes, "pass --overwrite to replace them, or choose another --out"])
-    pending = [run for run in plan.runs if states[run.run_dir][0] != "done"]
+    pending = [run for run in runs if states[run.run_dir][0] != "done"]
     checked: set[int] = set()
     for run in pending:  # data depend on the seed only: one check per seed
         if run.seed not in checked:
@@ -126,9 +127,21 @@ def _how(seconds: float, resume_after: int | None) -> str:
     return f"{seconds:.1f} s" + ("" if resume_after is None else f" (resumed after round {resume_after})")
 
 
+Outcome = tuple[dict[str, Any] | None, str]  # a run's summary (None: it failed) and how it went
+
+
+def _failed(run: PlannedRun, error: Exception, keep_going: bool) -> Outcome:
+    """A failed run's outcome with ``keep_going``; else its error, naming the run."""
+    from fedsparse.runner import RunFailed
+
+    if not keep_going:
+        raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
+    return None, f"failed: {error}"
+
+
 def _run_one(
-    run: PlannedRun, state: str, progress: bool, report: Callable[[str], None], label: str
-) -> tuple[dict[str, Any], str]:
+    run: PlannedRun, state: str, progress: bool, report: Callable[[str], None], label: str, keep_going: bool
+) -> Outcome:
     """Run (or continue) one planned run; return its summary and how it went, for the log."""
     from fedsparse.runner import RunFailed, run_experiment
 
@@ -139,7 +152,7 @@ def _run_one(
     try:
         summary = run_experiment(cfg, run.run_dir, resume=resume_after is not None)
     except RunFailed as error:
-        raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
+        return _failed(run, error, keep_going)
     return summary, _how(time.perf_counter() - started, resume_after)
 
 
@@ -155,8 +168,12 @@ def run_in_worker(resolved_config: str, run_dir: str, resume: bool) -> tuple[dic
 
 
 def _run_parallel(
-    runs: list[PlannedRun], states: dict[Path, tuple[str, list[str]]], jobs: int, report: Callable[[str], None]
-) -> dict[Path, tuple[dict[str, Any], str]]:
+    runs: list[PlannedRun],
+    states: dict[Path, tuple[str, list[str]]],
+    jobs: int,
+    report: Callable[[str], None],
+    keep_going: bool,
+) -> dict[Path, Outcome]:
     """Run ``runs`` in ``jobs`` worker processes (each run exactly as it runs alone);
     their summaries and how they went, by run folder."""
     import multiprocessing
@@ -169,7 +186,7 @@ def _run_parallel(
     address = runs[0].cfg.engine.ray_address
     if address is not None:
         return _run_on_cluster(address, runs, states, jobs)
-    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
+    outcomes: dict[Path, Outcome] = {}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for run in runs:
@@ -181,20 +198,23 @@ def _run_parallel(
             try:
                 summary, seconds = future.result()
             except RunFailed as error:
-                pool.shutdown(cancel_futures=True)
-                raise RunFailed(f"{run.strategy} seed {run.seed}: {error}") from None
+                if not keep_going:
+                    pool.shutdown(cancel_futures=True)
+                outcomes[run.run_dir] = _failed(run, error, keep_going)
+                continue
             outcomes[run.run_dir] = summary, _how(seconds, resume_after)
     return outcomes
 
 
 def _run_on_cluster(
     address: str, runs: list[PlannedRun], states: dict[Path, tuple[str, list[str]]], jobs: int
-) -> dict[Path, tuple[dict[str, Any], str]]:
-    """:func:`_run_parallel` on the Ray cluster at ``address``, one task per run."""
+) -> dict[Path, Outcome]:
+    """:func:`_run_parallel` on the Ray cluster at ``address``, one task per run (a
+    failed run stops them all, ``keep_going`` or not)."""
     from fedsparse.comparison.cluster import ClusterRun, run_on_cluster
 
     prepared = [_prepare(run, states[run.run_dir][0], progress=False) for run in runs]
-    outcomes: dict[Path, tuple[dict[str, Any], str]] = {}
+    outcomes: dict[Path, Outcome] = {}
 
     def done(index: int, summary: dict[str, Any], seconds: float) -> None:
         outcomes[runs[index].run_dir] = summary, _how(seconds, prepared[index][1])
@@ -207,6 +227,55 @@ def _run_on_cluster(
     return outcomes
 
 
+def execute_runs(
+    runs: Sequence[PlannedRun],
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: Callable[[str], None] = print,
+    jobs: int = 1,
+    keep_going: bool = False,
+) -> list[SeedResult]:
+    """Run (or reuse) every one of ``runs``, ``jobs`` at a time (more than one: in worker
+    processes, without live progress), in their order; raises :class:`CompareError` for
+    run folders of other configs and :class:`fedsparse.runner.RunFailed` for data
+    problems (both before any run starts) or a failed run; with ``keep_going`` a failed
+    run is a result with its ``failure`` and the others go on."""
+    states = {run.run_dir: run_state(run) for run in runs}
+    pending = _check_before_running(runs, states, overwrite)
+    parallel = jobs > 1 and len(pending) > 1
+    outcomes = _run_parallel(pending, states, jobs, report, keep_going) if parallel else {}
+    results = []
+    for index, run in enumerate(runs, start=1):
+        label = f"[{index}/{len(runs)}] {run.strategy} seed {run.seed}"
+        state = states[run.run_dir][0]
+        reused = state == "done"
+        summary: dict[str, Any] | None
+        if reused:
+            summary, how = read_summary(run.run_dir), "reused"
+        elif run.run_dir in outcomes:
+            summary, how = outcomes[run.run_dir]
+        else:
+            summary, how = _run_one(run, state, progress, report, label, keep_going)
+        if summary is None:
+            report(f"{label}: {how} · {run.run_dir}")
+            results.append(SeedResult(run.strategy, run.seed, run.run_dir, {}, [], failure=how))
+            continue
+        report(f"{label}: {_scores(summary)} · {total_megabytes(summary):.2f} MB · {how} · {run.run_dir}")
+        results.append(SeedResult(run.strategy, run.seed, run.run_dir, summary, read_metrics(run.run_dir), reused))
+    return results
+
+
+def _scores(summary: dict[str, Any]) -> str:
+    """``acc 0.9012 · val 0.8950``: the final test and validation accuracies a run has."""
+    scores = [
+        f"{label} {summary[key]:.4f}"
+        for key, label in (("final_accuracy", "acc"), ("final_val_accuracy", "val"))
+        if summary.get(key) is not None
+    ]
+    return " · ".join(scores) or "acc n/a"
+
+
 def run_comparison(
     plan: ComparePlan,
     *,
@@ -215,29 +284,11 @@ def run_comparison(
     report: Callable[[str], None] = print,
     jobs: int = 1,
 ) -> list[SeedResult]:
-    """Run (or reuse) every planned run, ``jobs`` at a time (more than one: in worker
-    processes, without live progress); raises :class:`CompareError` for run folders of
-    other configs and :class:`fedsparse.runner.RunFailed` for data problems (both before
-    any run starts) or a failed run."""
-    states = {run.run_dir: run_state(run) for run in plan.runs}
-    pending = _check_before_running(plan, states, overwrite)
+    """Run (or reuse) every planned run (:func:`execute_runs`), after a line saying what
+    is compared and how much of it is already done."""
+    done = sum(run_state(run)[0] == "done" for run in plan.runs)
     report(
         f"comparing {len(plan.strategies)} strategies × {len(plan.seeds)} seeds on {plan.config} "
-        f"in {plan.out} ({len(plan.runs) - len(pending)} of {len(plan.runs)} runs already done)"
+        f"in {plan.out} ({done} of {len(plan.runs)} runs already done)"
     )
-    outcomes = _run_parallel(pending, states, jobs, report) if jobs > 1 and len(pending) > 1 else {}
-    results = []
-    for index, run in enumerate(plan.runs, start=1):
-        label = f"[{index}/{len(plan.runs)}] {run.strategy} seed {run.seed}"
-        state = states[run.run_dir][0]
-        reused = state == "done"
-        if reused:
-            summary, how = read_summary(run.run_dir), "reused"
-        elif run.run_dir in outcomes:
-            summary, how = outcomes[run.run_dir]
-        else:
-            summary, how = _run_one(run, state, progress, report, label)
-        accuracy = "n/a" if summary.get("final_accuracy") is None else f"{summary['final_accuracy']:.4f}"
-        report(f"{label}: acc {accuracy} · {total_megabytes(summary):.2f} MB · {how} · {run.run_dir}")
-        results.append(SeedResult(run.strategy, run.seed, run.run_dir, summary, read_metrics(run.run_dir), reused))
-    return results
+    return execute_runs(plan.runs, overwrite=overwrite, progress=progress, report=report, jobs=jobs)

@@ -127,13 +127,13 @@ def _unknown(names: Sequence[str]) -> list[str]:
     return [n for n in names if n not in STRATEGIES]
 
 
-def _name_problems(names: Sequence[str]) -> list[str]:
-    """What is wrong with the list of strategy names itself (empty, unknown, repeated)."""
+def strategy_name_problems(names: Sequence[str]) -> list[str]:
+    """What is wrong with a list of strategy names itself (empty, unknown, repeated)."""
     from fedsparse.catalog import STRATEGIES
 
     problems: list[str] = []
     if not names:
-        problems.append("compare: no strategies; pass --strategies a,b,... or list them in compare.strategies")
+        problems.append("no strategies; pass --strategies a,b,... or list them in compare.strategies")
     unknown = _unknown(names)
     if unknown:
         problems.append(f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES.names())}")
@@ -150,7 +150,7 @@ def _read(config: str | Path, overrides: Sequence[str], plugins: Sequence[str]) 
     return raw
 
 
-def _default_validation(raw: dict[str, Any]) -> bool:
+def default_validation(raw: dict[str, Any]) -> bool:
     """Set ``data.validation`` to :data:`DEFAULT_VALIDATION` in ``raw`` when it has none
     and no task streams; whether it did."""
     data = raw.setdefault("data", {})
@@ -158,6 +158,37 @@ def _default_validation(raw: dict[str, Any]) -> bool:
         return False
     data["validation"] = DEFAULT_VALIDATION
     return True
+
+
+def _settings_items(strategy: str, values: dict[str, Any]) -> list[str]:
+    """``compare.settings.<strategy>`` (dotted config path → value) as ``--set`` items."""
+    return [f"{path}={value!r}" for path, value in values.items()]
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def tuning_note(tuning: dict[str, Any]) -> str:
+    """One paragraph from ``compare.tuning`` (as ``fedsparse tune`` writes it): the
+    budget, objective, sampler, space and each strategy's chosen values."""
+    spaces = "; ".join(
+        f"{name}: " + ", ".join(f"{path} {range_}" for path, range_ in space.items())
+        for name, space in (tuning.get("space") or {}).items()
+    )
+    chosen = []
+    for name, pick in (tuning.get("chosen") or {}).items():
+        if pick is None:
+            chosen.append(f"{name}: every trial failed, the config's own values")
+            continue
+        values = ", ".join(f"{path}={_value_text(value)}" for path, value in pick["values"].items())
+        chosen.append(f"{name}: {values} (trial {pick['trial']}, validation score {pick['score'] * 100:.2f} %)")
+    seeds = ", ".join(map(str, tuning.get("tuning_seeds", [])))
+    return (
+        f"every strategy tuned with the same budget by `{tuning.get('command', 'fedsparse tune')}`: "
+        f"{tuning.get('trials_per_strategy')} trials each on tuning seeds {seeds} (disjoint from the seeds below); "
+        f"objective: {tuning.get('objective')}; {tuning.get('sampler')}. Spaces: {spaces}. Chosen: {'; '.join(chosen)}."
+    )
 
 
 def plan_comparison(
@@ -180,9 +211,9 @@ def plan_comparison(
     clients)."""
     raw = _read(config, overrides, plugins)
     section = _compare_section(raw.pop("compare", None))
-    validation_defaulted = _default_validation(raw)
+    validation_defaulted = default_validation(raw)
     names = list(strategies) if strategies is not None else list(section.strategies)
-    problems = _name_problems(names)
+    problems = strategy_name_problems(names)
     reference_source = "--reference" if reference is not None else "compare.reference"
     reference = reference if reference is not None else section.reference
     if reference is not None and names and reference not in names:
@@ -195,13 +226,21 @@ def plan_comparison(
     target = target if target is not None else section.target
     if target is not None and not 0.0 < target <= 1.0:
         problems.append(f"--target: must be an accuracy in (0, 1] (got {target:g})")
+    settings = {name: _settings_items(name, values) for name, values in section.settings.items()}
+    problems += [
+        f"compare.settings: {name!r} is not one of the strategies compared ({', '.join(names)})"
+        for name in settings
+        if name not in names
+    ]
     by_strategy: dict[str, list[str]] = {}
     cfgs: dict[str, ExperimentConfig] = {}
     for name in names:
         if name in unknown or name in cfgs:
             continue
         try:
-            cfgs[name] = validate_config(apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}"]))
+            cfgs[name] = validate_config(
+                apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}", *settings.get(name, [])])
+            )
         except ConfigError as error:
             by_strategy[name] = error.problems
     if by_strategy:
@@ -226,9 +265,11 @@ def plan_comparison(
         seeds_given=seeds is not None,
         reference_given=reference_source == "--reference",
         validation_defaulted=validation_defaulted,
+        tuning_note=None if section.tuning is None else tuning_note(section.tuning),
     )
     for seed in plan.seeds:  # seed-major: an interrupted comparison has whole seeds done
         for name in names:
-            cfg = validate_config(apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}", f"seed={seed}"]))
+            items = [f"strategy.name={name}", *settings.get(name, []), f"seed={seed}"]
+            cfg = validate_config(apply_overrides(copy.deepcopy(raw), items))
             plan.runs.append(PlannedRun(name, seed, cfg, out_dir / name / f"seed{seed}"))
     return plan
