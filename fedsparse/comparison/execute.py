@@ -160,10 +160,12 @@ def run_in_worker(resolved_config: str, run_dir: str, resume: bool) -> tuple[dic
     """One run in a worker process (``--jobs``), from its resolved YAML (which names the
     plugins to import); its summary and seconds."""
     from fedsparse.config import validate_config
+    from fedsparse.runlog import quiet_flower
     from fedsparse.runner import run_experiment
 
     started = time.perf_counter()
-    summary = run_experiment(validate_config(yaml.safe_load(resolved_config)), Path(run_dir), resume=resume)
+    with quiet_flower(verbose=False):  # as the parent process runs: Flower's records reach run.log only
+        summary = run_experiment(validate_config(yaml.safe_load(resolved_config)), Path(run_dir), resume=resume)
     return summary, time.perf_counter() - started
 
 
