@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedsparse.results import read_metrics, read_summary
+from fedsparse.runlog import RUN_LOG
 
 from ..conftest import REPO
 from .apps import MIN_ACCURACY, RUN_SECONDS, model_bytes
@@ -38,6 +39,9 @@ def test_plain_run_trains_and_meters_every_byte(shared_federation: Federation) -
         assert [c["id"] for c in row["clients"]] == list(range(NODES)) and row["rejected"] == []
         assert all(c["bytes_down"] == c["bytes_up"] == expected for c in row["clients"])
     assert summary["bytes_down_total"] == summary["bytes_up_total"] == ROUNDS * NODES * expected
+    assert summary["status"] == "ok" and summary["rounds_aggregated"] == ROUNDS
+    logged = (run_dir / RUN_LOG).read_text()  # the run folder a simulated run gets
+    assert f"round {ROUNDS}/{ROUNDS} · accuracy" in logged and "finished (ok)" in logged
 
 
 def _files(folder: Path) -> set[Path]:
