@@ -224,6 +224,41 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_compare_command(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare", help="run several strategies on the same federation, tabulate and plot them"
+    )
+    with_config(compare)
+    compare.add_argument(
+        "--strategies", metavar="A,B,...", help="comma-separated strategy names (default: compare.strategies)"
+    )
+    compare.add_argument("--seeds", type=int, help="seeds per strategy: seed, seed+1, ... (default: compare.seeds, 3)")
+    compare.add_argument(
+        "--target",
+        type=float,
+        metavar="ACC",
+        help="accuracy in (0, 1] for 'MB to target' "
+        "(default: compare.target, else 90%% of the weakest mean final accuracy)",
+    )
+    compare.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="strategy the others are tested against, paired by seed (default: compare.reference, else the first)",
+    )
+    compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
+    compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
+    compare.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at once, each in its own process, or each a Ray task on engine.ray_address (same results)",
+    )
+    compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
+    compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    compare.set_defaults(handler=cmd_compare)
+
+
 def _add_tune_command(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser(
         "tune", help="tune several strategies with the same budget, by validation accuracy (Optuna)"
@@ -314,38 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dir")
     plot.set_defaults(handler=cmd_plot)
 
-    compare = commands.add_parser(
-        "compare", help="run several strategies on the same federation, tabulate and plot them"
-    )
-    with_config(compare)
-    compare.add_argument(
-        "--strategies", metavar="A,B,...", help="comma-separated strategy names (default: compare.strategies)"
-    )
-    compare.add_argument("--seeds", type=int, help="seeds per strategy: seed, seed+1, ... (default: compare.seeds, 3)")
-    compare.add_argument(
-        "--target",
-        type=float,
-        metavar="ACC",
-        help="accuracy in (0, 1] for 'MB to target' "
-        "(default: compare.target, else 90%% of the weakest mean final accuracy)",
-    )
-    compare.add_argument(
-        "--reference",
-        metavar="NAME",
-        help="strategy the others are tested against, paired by seed (default: compare.reference, else the first)",
-    )
-    compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
-    compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
-    compare.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="runs at once, each in its own process, or each a Ray task on engine.ray_address (same results)",
-    )
-    compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
-    compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
-    compare.set_defaults(handler=cmd_compare)
+    _add_compare_command(commands)
 
     _add_tune_command(commands)
     _add_list_command(commands)

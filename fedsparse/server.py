@@ -220,7 +220,8 @@ class RoundLoop:
         self.ledger.load_rows(values["ledger"])
         self.sim_seconds_total = float(values["sim_seconds_total"])
         self.skipped = int(values["skipped"])
-        self.rejections = RejectionTally.from_values(values["rejections"])
+        # a checkpoint of an older format has no tally: rejections count from the resume on
+        self.rejections = RejectionTally.from_values(values.get("rejections", []))
         for callback in self.callbacks:
             if callback.key:
                 callback.restore_values(values["callbacks"][callback.key])

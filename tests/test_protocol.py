@@ -27,6 +27,7 @@ OTHER_MEANINGS = {
     ("fedsparse/cli.py", "config"): "the command line's positional argument",
     ("fedsparse/checkpoint.py", "fedsparse"): "the safetensors metadata key of a checkpoint file",
     ("fedsparse/comparison/plan.py", "fedsparse"): "the command echoed in a results page",
+    ("fedsparse/tuning/plan.py", "fedsparse"): "the command echoed in a results page",
     ("fedsparse/callbacks/trackers.py", "fedsparse"): "the default MLflow experiment name",
     ("fedsparse/data/root.py", "fedsparse"): "the default data root's folder name",
     ("fedsparse/runlog.py", "fedsparse"): "the library's logger name",

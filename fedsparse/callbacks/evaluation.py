@@ -50,7 +50,9 @@ class ServerEvaluation(Callback):
             )
         if federation.validation_set is not None:
             by_bitwidth, loss = self._evaluate(federation.validation_set)
-            result.evaluation.update({"val_accuracy": sum(by_bitwidth.values()) / len(by_bitwidth), "val_loss": loss})
+            result.evaluation.update(
+                {protocol.VAL_ACCURACY: sum(by_bitwidth.values()) / len(by_bitwidth), protocol.VAL_LOSS: loss}
+            )
 
     def _evaluate(self, data: ArrayDataset) -> tuple[dict[str, float], float]:
         """Accuracy by format label and the mean loss over formats, on ``data``."""

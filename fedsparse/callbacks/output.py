@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from fedsparse import protocol
 from fedsparse.callbacks.base import Callback, RoundResult
 from fedsparse.checkpoint import checkpoint_path, save_checkpoint, with_rng
 from fedsparse.results import RunWriter
@@ -32,9 +33,9 @@ class FinalMetrics(Callback):
         summary["final_loss"] = self.final.get("loss")
         summary["final_accuracy_by_bitwidth"] = self.final.get("accuracy_by_bitwidth")
         summary.update({f"final_{key}": value for key, value in self.final.items() if key.startswith("client_")})
-        if "val_accuracy" in self.final:
-            summary["final_val_accuracy"] = self.final["val_accuracy"]
-            summary["final_val_loss"] = self.final["val_loss"]
+        if protocol.VAL_ACCURACY in self.final:
+            summary["final_val_accuracy"] = self.final[protocol.VAL_ACCURACY]
+            summary["final_val_loss"] = self.final[protocol.VAL_LOSS]
 
     def checkpoint_values(self) -> Any:
         return self.final

@@ -27,8 +27,8 @@ def round_line(result: RoundResult, rounds: int, ledger: ByteLedger) -> str:
     accuracy = result.evaluation.get("accuracy")
     parts = [f"round {result.server_round}/{rounds}"]
     parts.append("accuracy -" if accuracy is None else f"accuracy {accuracy:.4f}")
-    if "val_accuracy" in result.evaluation:
-        parts.append(f"validation {result.evaluation['val_accuracy']:.4f}")
+    if protocol.VAL_ACCURACY in result.evaluation:
+        parts.append(f"validation {result.evaluation[protocol.VAL_ACCURACY]:.4f}")
     parts.append(f"{megabytes(ledger.total('up') + ledger.total('down')):.2f} MB")
     if result.outcome.rejected:
         parts.append(f"{len(result.outcome.rejected)} rejected")

@@ -191,6 +191,48 @@ def tuning_note(tuning: dict[str, Any]) -> str:
     )
 
 
+def _strategy_configs(
+    raw: dict[str, Any], names: Sequence[str], settings: dict[str, list[str]]
+) -> tuple[dict[str, ExperimentConfig], list[str]]:
+    """Each strategy's validated config (with its ``compare.settings``) and one line per
+    fault of those that do not validate (:func:`_merge_problems`)."""
+    by_strategy: dict[str, list[str]] = {}
+    cfgs: dict[str, ExperimentConfig] = {}
+    for name in dict.fromkeys(names):
+        try:
+            items = [f"strategy.name={name}", *settings.get(name, [])]
+            cfgs[name] = validate_config(apply_overrides(copy.deepcopy(raw), items))
+        except ConfigError as error:
+            by_strategy[name] = error.problems
+    problems = _merge_problems(by_strategy, _problems(raw, "strategy.name=fedavg")) if by_strategy else []
+    return cfgs, problems
+
+
+def _choice_problems(
+    names: Sequence[str],
+    reference: tuple[str, str | None],
+    n_seeds: int,
+    target: float | None,
+    settings: dict[str, list[str]],
+) -> list[str]:
+    """What is wrong with the reference (where it came from, its name), the seed count,
+    the target and the strategies ``compare.settings`` names."""
+    problems = []
+    source, name = reference
+    if name is not None and names and name not in names:
+        problems.append(f"{source}: {name!r} is not one of the strategies compared ({', '.join(names)})")
+    if n_seeds < 1:
+        problems.append("--seeds: must be >= 1")
+    if target is not None and not 0.0 < target <= 1.0:
+        problems.append(f"--target: must be an accuracy in (0, 1] (got {target:g})")
+    problems += [
+        f"compare.settings: {other!r} is not one of the strategies compared ({', '.join(names)})"
+        for other in settings
+        if other not in names
+    ]
+    return problems
+
+
 def plan_comparison(
     config: str | Path,
     overrides: Sequence[str] = (),
@@ -213,38 +255,18 @@ def plan_comparison(
     section = _compare_section(raw.pop("compare", None))
     validation_defaulted = default_validation(raw)
     names = list(strategies) if strategies is not None else list(section.strategies)
-    problems = strategy_name_problems(names)
     reference_source = "--reference" if reference is not None else "compare.reference"
     reference = reference if reference is not None else section.reference
-    if reference is not None and names and reference not in names:
-        problems.append(f"{reference_source}: {reference!r} is not one of the strategies compared ({', '.join(names)})")
-    unknown = _unknown(names)
     n_seeds = section.seeds if seeds is None else seeds
-    if n_seeds < 1:
-        problems.append("--seeds: must be >= 1")
     source = "--target" if target is not None else "compare.target" if section.target is not None else "default"
     target = target if target is not None else section.target
-    if target is not None and not 0.0 < target <= 1.0:
-        problems.append(f"--target: must be an accuracy in (0, 1] (got {target:g})")
     settings = {name: _settings_items(name, values) for name, values in section.settings.items()}
-    problems += [
-        f"compare.settings: {name!r} is not one of the strategies compared ({', '.join(names)})"
-        for name in settings
-        if name not in names
-    ]
-    by_strategy: dict[str, list[str]] = {}
-    cfgs: dict[str, ExperimentConfig] = {}
-    for name in names:
-        if name in unknown or name in cfgs:
-            continue
-        try:
-            cfgs[name] = validate_config(
-                apply_overrides(copy.deepcopy(raw), [f"strategy.name={name}", *settings.get(name, [])])
-            )
-        except ConfigError as error:
-            by_strategy[name] = error.problems
-    if by_strategy:
-        problems += _merge_problems(by_strategy, _problems(raw, "strategy.name=fedavg"))
+    problems = strategy_name_problems(names) + _choice_problems(
+        names, (reference_source, reference), n_seeds, target, settings
+    )
+    unknown = _unknown(names)
+    cfgs, strategy_problems = _strategy_configs(raw, [n for n in names if n not in unknown], settings)
+    problems += strategy_problems
     if problems:
         raise ConfigError(problems)
 
@@ -267,9 +289,17 @@ def plan_comparison(
         validation_defaulted=validation_defaulted,
         tuning_note=None if section.tuning is None else tuning_note(section.tuning),
     )
-    for seed in plan.seeds:  # seed-major: an interrupted comparison has whole seeds done
-        for name in names:
+    plan.runs = _planned_runs(raw, plan, settings)
+    return plan
+
+
+def _planned_runs(raw: dict[str, Any], plan: ComparePlan, settings: dict[str, list[str]]) -> list[PlannedRun]:
+    """One validated run per (seed, strategy), seed-major: an interrupted comparison has
+    whole seeds done."""
+    runs = []
+    for seed in plan.seeds:
+        for name in plan.strategies:
             items = [f"strategy.name={name}", *settings.get(name, []), f"seed={seed}"]
             cfg = validate_config(apply_overrides(copy.deepcopy(raw), items))
-            plan.runs.append(PlannedRun(name, seed, cfg, out_dir / name / f"seed{seed}"))
-    return plan
+            runs.append(PlannedRun(name, seed, cfg, plan.out / name / f"seed{seed}"))
+    return runs

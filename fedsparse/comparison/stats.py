@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from fedsparse import protocol
 from fedsparse.results import megabytes, total_megabytes
 
 if TYPE_CHECKING:
@@ -178,12 +179,12 @@ def best_by_validation(rows: Sequence[dict[str, Any]]) -> BestRound | None:
     round's test ``accuracy``; None when no row has a validation accuracy."""
     best = None
     for row in rows:
-        value = row.get("val_accuracy")
-        if value is not None and (best is None or value > best["val_accuracy"]):
+        value = row.get(protocol.VAL_ACCURACY)
+        if value is not None and (best is None or value > best[protocol.VAL_ACCURACY]):
             best = row
     if best is None:
         return None
-    return BestRound(int(best["round"]), best["val_accuracy"], best.get("accuracy"))
+    return BestRound(int(best["round"]), best[protocol.VAL_ACCURACY], best.get("accuracy"))
 
 
 def accuracy_auc(rows: Sequence[dict[str, Any]]) -> float | None:
@@ -413,7 +414,7 @@ def learning_curves(results: Sequence[SeedResult]) -> dict[str, dict[str, Band]]
         test = [_points(r.rows, "accuracy") for r in runs]
         bands = {
             "test_vs_round": _band(test, against_mb=False),
-            "val_vs_round": _band([_points(r.rows, "val_accuracy") for r in runs], against_mb=False),
+            "val_vs_round": _band([_points(r.rows, protocol.VAL_ACCURACY) for r in runs], against_mb=False),
             "test_vs_mb": _band(test, against_mb=True),
         }
         curves[strategy] = {name: band for name, band in bands.items() if band is not None}

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedsparse import protocol
 from fedsparse.comparison.execute import SeedResult, execute_runs
 from fedsparse.comparison.plan import CompareError
 from fedsparse.tuning.plan import TunePlan
@@ -41,7 +42,7 @@ def storage_url(out: Path) -> str:
 
 def validation_score(rows: Sequence[dict[str, Any]], last_rounds: int) -> float | None:
     """The mean ``val_accuracy`` of the last ``last_rounds`` evaluated rounds (None: none)."""
-    values = [row["val_accuracy"] for row in rows if row.get("val_accuracy") is not None]
+    values = [row[protocol.VAL_ACCURACY] for row in rows if row.get(protocol.VAL_ACCURACY) is not None]
     return statistics.fmean(values[-last_rounds:]) if values else None
 
 
