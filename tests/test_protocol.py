@@ -28,6 +28,7 @@ OTHER_MEANINGS = {
     ("fedsparse/checkpoint.py", "fedsparse"): "the safetensors metadata key of a checkpoint file",
     ("fedsparse/comparison/plan.py", "fedsparse"): "the command echoed in a results page",
     ("fedsparse/tuning/plan.py", "fedsparse"): "the command echoed in a results page",
+    ("fedsparse/tuning/plan.py", "config"): "a field of a study's fingerprint",
     ("fedsparse/callbacks/trackers.py", "fedsparse"): "the default MLflow experiment name",
     ("fedsparse/data/root.py", "fedsparse"): "the default data root's folder name",
     ("fedsparse/runlog.py", "fedsparse"): "the library's logger name",

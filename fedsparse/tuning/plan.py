@@ -108,7 +108,7 @@ class TunePlan:
         """What a study's trials depend on: a study made under another fingerprint is
         not continued."""
         return {
-            "base_config": self.raw,
+            "config": self.raw,
             "seeds": self.seeds,
             "last_rounds": self.last_rounds,
             "sampler_seed": self.sampler_seed,
