@@ -24,7 +24,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep import best_of, finish_panel, mean_std_text, p_versus, publish, run_one, run_pool, save_figure, sweep_parser
+from sweep import (
+    best_of,
+    finish_panel,
+    mean_std_text,
+    p_versus,
+    publish,
+    rerun_note,
+    run_one,
+    run_pool,
+    save_figure,
+    sweep_args,
+    sweep_parser,
+)
 
 from fedsparse.results import read_metrics, read_summary, total_megabytes
 
@@ -191,7 +203,7 @@ def plot_slack(runs: dict[str, dict[float, list[Path]]], path: Path) -> None:
 def main() -> None:
     parser = sweep_parser(__doc__, "adaptcl")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
-    args = parser.parse_args()
+    args = sweep_args(parser, "adaptcl")
     seeds = range(args.seeds)
 
     def execute(job: tuple[str, str, int, list[str]]) -> Path:
@@ -244,7 +256,9 @@ def main() -> None:
     lines = [
         "# Capability-adapted sub-models on MNIST: AdaptCL vs FedAvg, HeteroFL, FedRolex",
         "",
-        f"Produced by `python simulations/adaptcl.py --seeds {args.seeds}`. Mean ± std over seeds "
+        f"Produced by `python simulations/adaptcl.py --seeds {args.seeds}`. "
+        + rerun_note(f"python simulations/adaptcl.py --seeds {args.seeds}")
+        + " Mean ± std over seeds "
         f"0..{args.seeds - 1}; every strategy runs on the same clients, data and device profiles "
         "(10 MNIST clients, ≤300 samples each, cnn [16, 32] + 128 hidden, 20 rounds, all clients "
         "every round unless the scenario says otherwise; non-IID: 4 label shards per client; restricted "

@@ -22,7 +22,7 @@ import itertools
 import statistics
 from pathlib import Path
 
-from sweep import best_of, mean_std_text, p_text, p_versus, run_one, run_pool, sweep_parser
+from sweep import best_of, mean_std_text, p_text, p_versus, rerun_note, run_one, run_pool, sweep_args, sweep_parser
 
 from fedsparse.comparison.stats import welch_p
 from fedsparse.results import megabytes, read_metrics, read_summary
@@ -175,7 +175,7 @@ def measurements(config: str, runs: dict[str, list[Path]]) -> list[str]:
 def main() -> None:
     parser = sweep_parser(__doc__, "bhfl")
     parser.add_argument("--set", dest="extra", action="append", default=[], help="extra override for every run")
-    args = parser.parse_args()
+    args = sweep_args(parser, "bhfl")
     plan = {config: CONFIG_VARIANTS.get(config, list(VARIANTS)) for config in CONFIGS}
     # seed-major, so an interrupted sweep has whole seeds done
     jobs = [(c, v, s) for s in range(args.seeds) for c in CONFIGS for v in plan[c]]
@@ -192,7 +192,9 @@ def main() -> None:
         "",
         f"Produced by `python simulations/bhfl.py --seeds {args.seeds}`"
         + (f" with `{' '.join('--set ' + e for e in args.extra)}`" if args.extra else "")
-        + ". Final test accuracy of the global model quantized to each bitwidth present (for the "
+        + ". "
+        + rerun_note(f"python simulations/bhfl.py --seeds {args.seeds}")
+        + " Final test accuracy of the global model quantized to each bitwidth present (for the "
         "grouped baselines, the model that group holds), their mean, and the bytes each run moved "
         f"(all clients, all rounds). Mean ± std over seeds 0..{args.seeds - 1}; p: Welch's t-test of the "
         "mean accuracy against the best baseline. Every strategy runs on the same clients, partitions and "

@@ -32,9 +32,11 @@ from sweep import (
     p_text,
     p_versus,
     publish,
+    rerun_note,
     run_one,
     run_pool,
     save_figure,
+    sweep_args,
     sweep_parser,
 )
 
@@ -239,7 +241,7 @@ def main() -> None:
     parser.add_argument(
         "--scenario-seeds", type=int, default=3, help="seeds of the task-similarity and partial-participation runs"
     )
-    args = parser.parse_args()
+    args = sweep_args(parser, "fcl")
     if "fedavg" not in args.variants:
         parser.error("--variants: fedavg is the reference for the upload column")
     permuted = BENCHMARKS["permuted MNIST"]
@@ -284,7 +286,8 @@ def main() -> None:
         "# Federated continual learning on MNIST: FedWeIT, its ablations and the baselines",
         "",
         f"Produced by `python simulations/fcl.py --seeds {args.seeds} --scenario-seeds {args.scenario_seeds}`. "
-        f"Mean ± std over seeds 0..{args.seeds - 1} (the last two sections: 0..{args.scenario_seeds - 1}); every "
+        + rerun_note(f"python simulations/fcl.py --seeds {args.seeds} --scenario-seeds {args.scenario_seeds}")
+        + f" Mean ± std over seeds 0..{args.seeds - 1} (the last two sections: 0..{args.scenario_seeds - 1}); every "
         "strategy runs on the same task streams (5 clients, each learning 5 tasks in its own order, 10 rounds "
         "per task, ≤600 samples per client and task of which 10 % are its validation set, 500 test samples per "
         "task; cnn [16, 32] + 128 hidden with one head per task; Adam, 5 local epochs at lr 1e-3 divided by 3 "

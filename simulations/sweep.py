@@ -135,7 +135,39 @@ def sweep_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
         "--archive", type=Path, default=REPO / "docs" / "results" / "data" / name, help="finished runs' results"
     )
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / f"{name}.md")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="re-execute every run from nothing instead of reusing the archive: runs, archive and page go to "
+        f"runs/{name}-rerun/ (resumable), never over the published archive or page; diff the two pages",
+    )
     return parser
+
+
+def sweep_args(parser: argparse.ArgumentParser, name: str) -> argparse.Namespace:
+    """The parsed options; with ``--rerun``, every run folder, the archive and the page
+    move to ``runs/<name>-rerun/`` (unless given), so nothing published is reused or
+    overwritten, and an interrupted re-run continues there."""
+    args = parser.parse_args()
+    if args.rerun:
+        fresh = REPO / "runs" / f"{name}-rerun"
+        defaults = {action.dest: action.default for action in parser._actions}
+        for option, path in (
+            ("out", fresh / "runs"),
+            ("archive", fresh / "archive"),
+            ("results", fresh / f"{name}.md"),
+        ):
+            if getattr(args, option) == defaults[option]:
+                setattr(args, option, path)
+    return args
+
+
+def rerun_note(command: str) -> str:
+    """The sentence a page gives on re-running it from nothing."""
+    return (
+        f"Re-run every run from nothing with `{command} --rerun` (into `runs/`, beside this page and its "
+        "archive, never over them); without it the page is regenerated from the archive."
+    )
 
 
 def publish(results: Path, lines: list[str], draw: Callable[[Path], None]) -> None:
