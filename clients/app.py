@@ -15,13 +15,15 @@ A node with ``throttle`` = f in its node config stands for a device f times as f
 the machine it runs on: it waits in proportion to each round's work, so its measured
 time (``federation.clock: measured``) is that device's.
 
-On a task stream a node's learner may keep state between rounds in ``Context.state``;
-with ``state-dir`` in its node config the node also keeps it on disk
-(:mod:`fedsparse.clients.node_state`) and survives a restart.
+A learner may keep state between rounds in ``Context.state`` (SCAFFOLD's control
+variate, Ditto's personal model, a task stream's heads); with ``state-dir`` in its node
+config the node also keeps it on disk (:mod:`fedsparse.node_state`) and
+continues with it after a restart.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flwr.app import Context, Message, RecordDict
@@ -29,12 +31,13 @@ from flwr.clientapp import ClientApp
 
 from fedsparse import protocol
 from fedsparse.clients.learner import LEARNERS, ClientJob, Learner
-from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
+from fedsparse.node_state import restore_node_state, save_node_state, state_dir_of
 from fedsparse.nodes import identity_reply
 from fedsparse.ray_grid import current_ray_node
 from fedsparse.task import ClientTask
 from fedsparse.training import evaluate as evaluate_model
 
+log = logging.getLogger(__name__)
 app = ClientApp()
 
 
@@ -62,13 +65,16 @@ def identify(message: Message, context: Context) -> Message:
 
 
 def train_job(job: ClientJob, learner: Learner | None = None) -> RecordDict:
-    """Run ``learner`` (default: the one the message names); task-stream nodes keep their
-    state on disk too."""
+    """Run ``learner`` (default: the one the message names); a node with ``state-dir`` in
+    its node config starts from the state it had when the round began (restored from
+    disk after a restart) and saves the state the learner leaves."""
     learner = learner or LEARNERS.get(protocol.learner_of(job.config))()
-    state_dir = state_dir_of(job.context) if job.task.tasks is not None else None
+    state_dir = state_dir_of(job.context)
     if state_dir is None:
         return learner.train(job)
-    restore_node_state(job.context, state_dir, job.server_round)
+    restored = restore_node_state(job.context, state_dir, job.server_round)
+    if restored is not None:
+        log.warning("node state restored from %s", restored)
     content = learner.train(job)
     save_node_state(job.context, state_dir, job.server_round)
     return content

@@ -1,5 +1,5 @@
 """Checkpoints: all the server needs to continue a run after its last completed round
-(and the same format for a node's own state, :mod:`fedsparse.clients.node_state`).
+(and the same format for a node's own state, :mod:`fedsparse.node_state`).
 
 One safetensors file. Every array of every record is stored as the raw
 bytes that travel (uint8), so bit-packed and sparse payloads come back byte for byte;

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from fedsparse import protocol
 from fedsparse.compat import Run
 from fedsparse.config import ExperimentConfig
 from fedsparse.ray_grid import ray_init_args
@@ -44,23 +46,28 @@ def run_engine(
 ) -> None:
     """Run on ``cfg.engine.backend``; blocks until the ServerApp returns.
 
-    ``client_state_root``: nodes keep their state on disk there (inline engine only: on
-    Ray they may run on another machine; Flower's nodes get no node config beyond their
-    partition).
+    ``client_state_root``: each node's ``Context.state`` is saved there after every round
+    it trains, in ``client-<id>/``, and restored from there on resume
+    (:mod:`fedsparse.node_state`). The inline and Ray engines save it on the driver, which
+    holds every node's Context (a cluster needs no shared disk); on Flower's engine the
+    ClientApp saves it where its actor runs (a cluster needs the folder shared).
     """
+    app = client_app or _fedsparse_client_app()
     if cfg.engine.backend == "inline":
-        run_inline(cfg, server_app, client_app or _fedsparse_client_app(), client_state_root)
+        run_inline(cfg, server_app, app, client_state_root)
     elif cfg.engine.backend == "ray":
-        run_on_ray(cfg, server_app, client_app or _fedsparse_client_app())
+        run_on_ray(cfg, server_app, app, client_state_root)
     else:
-        run_on_flower_ray(cfg, server_app, client_app or _fedsparse_client_app())
+        run_on_flower_ray(
+            cfg, server_app, app if client_state_root is None else with_state_dirs(app, client_state_root)
+        )
 
 
 def serve_on(grid: Grid, server_app: ServerApp, run: Run) -> None:
     """Run ``server_app`` on ``grid`` in this thread, with the run's ids as
     ``flwr.simulation.run_simulation`` sets them up (Messages the ServerApp builds carry a
     valid run id and source node)."""
-    from flwr.app import Context, RecordDict
+    from flwr.app import RecordDict
 
     from fedsparse.compat import SUPERLINK_NODE_ID
 
@@ -85,7 +92,9 @@ def run_inline(
     )
 
 
-def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:
+def run_on_ray(
+    cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp, client_state_root: Path | None = None
+) -> None:
     """fedsparse's Ray engine (:class:`fedsparse.ray_grid.RayGrid`) on a private Ray, or on
     the cluster at ``engine.ray_address``; its actors and the driver's Ray connection are
     stopped afterwards, always."""
@@ -99,13 +108,30 @@ def run_on_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientA
     try:
         run = new_run()
         task = ClientTask.from_experiment(cfg)
-        grid = RayGrid(client_app, task, cfg.federation.num_clients, run, cfg.engine.client_resources)
+        grid = RayGrid(
+            client_app, task, cfg.federation.num_clients, run, cfg.engine.client_resources, state_root=client_state_root
+        )
         try:
             serve_on(grid, server_app, run)
         finally:
             grid.close()
     finally:
         ray.shutdown()
+
+
+def with_state_dirs(client_app: ClientApp, root: Path) -> ClientApp:
+    """``client_app`` on nodes whose node config names ``root/client-<partition id>`` as
+    their ``state-dir`` (Flower's simulation gives its nodes only their partition)."""
+    wrapper = ClientApp()
+
+    def call(message: Message, context: Context) -> Message:
+        partition = context.node_config[protocol.PARTITION_ID]
+        context.node_config[protocol.STATE_DIR] = str(root / f"client-{partition}")
+        return client_app(message, context)
+
+    for register in (wrapper.train, wrapper.evaluate, wrapper.query):
+        register()(call)
+    return wrapper
 
 
 def run_on_flower_ray(cfg: ExperimentConfig, server_app: ServerApp, client_app: ClientApp) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import torch
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 
@@ -54,6 +54,7 @@ from fedsparse.compat import (
     set_message_id,
     validate_message,
 )
+from fedsparse.node_state import restore_node_state, save_node_state
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,10 @@ class InlineGrid(Grid):
         threads: int = 1,
         state_root: Path | None = None,
     ) -> None:
-        """``state_root``: each node keeps its state on disk in ``state_root/client-<id>``."""
+        """``state_root``: each node's state (whatever its learner leaves in
+        ``Context.state``) is saved after every round it trains, in
+        ``state_root/client-<id>`` (:mod:`fedsparse.node_state`), and restored from there
+        when the node's Context holds none (a resumed run)."""
         self._app = client_app
         self._run = run
         self._threads = threads
@@ -140,8 +144,6 @@ class InlineGrid(Grid):
             PARTITION_ID_KEY: partition_id,
             NUM_PARTITIONS_KEY: len(self._partition_of),
         }
-        if self._state_root is not None:
-            node_config[protocol.STATE_DIR] = str(self._state_root / f"client-{partition_id}")
         return Context(
             run_id=self._run.run_id,
             node_id=node_id,
@@ -150,11 +152,38 @@ class InlineGrid(Grid):
             run_config=dict(self._run.override_config),
         )
 
-    def _callee_context(self, node_id: int) -> Context:
-        """The node's Context for a call to change as it likes: a copy of the committed
-        one, or a fresh one (nothing else holds it) before the node's first success."""
-        committed = self._contexts.get(node_id)
-        return self._fresh_context(node_id) if committed is None else clone(committed)
+    def node_context(self, message: Message) -> Context:
+        """The Context ``message``'s node is called with: its committed one (a fresh one
+        before its first success) whose state, for a training message under a state
+        root, is the one it had when the message's round began (restored from the node's
+        folder when the Context holds none, as after a resume)."""
+        node_id = message.metadata.dst_node_id
+        context = self._contexts.get(node_id)
+        if context is None:
+            context = self._fresh_context(node_id)
+        kept = self._kept_state(message)
+        if kept is not None:
+            restored = restore_node_state(context, *kept)
+            if restored is not None:
+                log.info("node state restored from %s", restored)
+        return context
+
+    def _kept_state(self, message: Message) -> tuple[Path, int] | None:
+        """Where ``message``'s node keeps its state and the message's round; None when
+        nodes keep none on disk (no state root) or the message trains nothing."""
+        if self._state_root is None or message.metadata.message_type != MessageType.TRAIN:
+            return None
+        partition_id = self._partition_of[message.metadata.dst_node_id]
+        folder = self._state_root / f"client-{partition_id}"
+        return folder, protocol.server_round(protocol.config_of(message.content), default=0)
+
+    def commit(self, message: Message, context: Context) -> None:
+        """Keep ``context`` as the node's after a successful call; under a state root a
+        training call's state is saved for its round too."""
+        self._contexts[message.metadata.dst_node_id] = context
+        kept = self._kept_state(message)
+        if kept is not None:
+            save_node_state(context, *kept)
 
     # --- messages
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
@@ -194,10 +223,13 @@ class InlineGrid(Grid):
 
     def _call(self, message: Message) -> Message:
         """Run the ClientApp on a copy of ``message``; commit the node's Context on success."""
-        node_id = message.metadata.dst_node_id
-        reply, context = call_client_app(self._app, clone(message), self._callee_context(node_id), self._threads)
+        committed = message.metadata.dst_node_id in self._contexts
+        callee = self.node_context(message)  # the call's own copy of a Context others hold
+        reply, context = call_client_app(
+            self._app, clone(message), clone(callee) if committed else callee, self._threads
+        )
         if context is not None:
-            self._contexts[node_id] = context
+            self.commit(message, context)
         set_message_id(reply, str(uuid4()))
         return reply
 

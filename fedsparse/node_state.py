@@ -1,12 +1,22 @@
-"""A node's ``Context.state`` kept on its own disk, round by round.
+"""A node's ``Context.state`` kept on disk, round by round, for every learner.
 
-A continual learner's knowledge lives in its node state (its decomposed net, its past
-tasks' weights), which Flower keeps only in memory: a restarted SuperNode, or a resumed
-simulation, would start over from nothing while the server carries on. A node whose node
-config sets ``state-dir`` saves its state after every round it trains and, when it comes
-up empty, restores the newest state saved before the round it is asked for. The two
-newest files are kept, because a crash can leave a round saved that the server never
-completed: the server resumes from an earlier round, and the node must go back to it.
+Whatever a learner leaves in ``Context.state`` (SCAFFOLD's control variate, Ditto's
+personal model, a task stream's heads) is the node's own knowledge, which Flower keeps
+only in memory: a restarted SuperNode, or a resumed simulation, would start over from
+nothing while the server carries on. So after every round a node trains, its state is
+saved to ``<state dir>/round-<r>.safetensors`` (the checkpoint format: safetensors and
+JSON, no pickle); a node whose state is empty writes nothing, and a node never sampled
+costs nothing. Who saves: a deployed SuperNode itself (``state-dir`` in its node config,
+:func:`fedsparse.clients.app.train_job`); in simulation the engine, which holds every
+node's Context (:class:`fedsparse.inline.InlineGrid`).
+
+Restoring answers "the state the node had when round ``r`` began": the newest file saved
+before ``r``. A client that misses rounds keeps the state of the last round it trained,
+unchanged however many rounds it missed. The two newest files are kept, because a crash
+can leave one round saved that the server never completed (its checkpoint is one round
+behind): the server resumes from that earlier round, and the node goes back to it. A
+state in memory is kept unless a file of round ``r`` or later exists, which means the
+memory is ahead of the server (the server restarted, the node did not).
 """
 
 from __future__ import annotations
@@ -32,6 +42,11 @@ def state_dir_of(context: Context) -> Path | None:
     return Path(str(path)) if path else None
 
 
+def holds_state(context: Context) -> bool:
+    """Whether the node's learner left anything in its state (array or config records)."""
+    return any(isinstance(record, (ArrayRecord, ConfigRecord)) for record in context.state.values())
+
+
 def _saved_rounds(state_dir: Path) -> list[int]:
     if not state_dir.is_dir():
         return []
@@ -44,7 +59,10 @@ def _file(state_dir: Path, server_round: int) -> Path:
 
 
 def save_node_state(context: Context, state_dir: Path, server_round: int) -> None:
-    """The node's state after training ``server_round``; older files beyond the newest two go."""
+    """The node's state after training ``server_round`` (nothing when it is empty); older
+    files beyond the newest two go."""
+    if not holds_state(context):
+        return
     state_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = Checkpoint(
         round=server_round,
@@ -56,21 +74,44 @@ def save_node_state(context: Context, state_dir: Path, server_round: int) -> Non
         _file(state_dir, old).unlink(missing_ok=True)
 
 
-def restore_node_state(context: Context, state_dir: Path, server_round: int) -> None:
-    """Fill an empty node state from the newest file saved before ``server_round``."""
-    if any(isinstance(record, (ArrayRecord, ConfigRecord)) for record in context.state.values()):
-        return  # the node kept its state in memory
-    earlier = [r for r in _saved_rounds(state_dir) if r < server_round]
+def restore_node_state(context: Context, state_dir: Path, server_round: int) -> Path | None:
+    """Give the node the state it had when ``server_round`` began: its memory if that is
+    not ahead of the round, else the newest file saved before the round (an empty state
+    if there is none). The file read, if one was."""
+    saved = _saved_rounds(state_dir)
+    ahead = bool(saved) and saved[-1] >= server_round
+    if holds_state(context) and not ahead:
+        return None  # the node kept its state in memory
+    for name in [name for name, record in context.state.items() if isinstance(record, (ArrayRecord, ConfigRecord))]:
+        del context.state[name]
+    earlier = [r for r in saved if r < server_round]
     if not earlier:
-        return
+        return None
     path = _file(state_dir, earlier[-1])
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as error:
         log.error("node state not restored: %s", error)
-        return
+        return None
     for name, record in checkpoint.records.items():
         context.state[name] = record
     for name, values in checkpoint.values.items():
         context.state[name] = ConfigRecord(values)
-    log.info("node state restored from %s", path)
+    return path
+
+
+def state_bytes(root: Path) -> dict[str, int]:
+    """What the nodes under ``root`` (one folder each) keep on disk: ``stateful_clients``
+    (folders holding a state file), ``client_state_bytes`` (all their files) and
+    ``client_state_bytes_per_client``."""
+    sizes = [
+        sum(_file(folder, r).stat().st_size for r in _saved_rounds(folder))
+        for folder in (sorted(root.iterdir()) if root.is_dir() else [])
+    ]
+    held = [size for size in sizes if size > 0]
+    total = sum(held)
+    return {
+        "stateful_clients": len(held),
+        "client_state_bytes": total,
+        "client_state_bytes_per_client": total // len(held) if held else 0,
+    }

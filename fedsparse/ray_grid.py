@@ -196,13 +196,13 @@ class RayGrid(InlineGrid):
             if key not in position:
                 position[key] = len(contents)
                 contents.append(stored[key])
-            context = context_to_bytes(self.context_of(message.metadata.dst_node_id))
+            context = context_to_bytes(self.node_context(message))
             jobs.append((envelope_to_bytes(message), position[key], context))
         return actor.call.remote(jobs, *contents)
 
     def _received(self, message: Message, reply_bytes: bytes, context_bytes: bytes | None) -> Message:
         if context_bytes is not None:
-            self._contexts[message.metadata.dst_node_id] = context_from_bytes(context_bytes)
+            self.commit(message, context_from_bytes(context_bytes))
         reply = message_from_bytes(reply_bytes)
         set_message_id(reply, str(uuid4()))
         return reply

@@ -12,7 +12,7 @@ from fedsparse.checkpoint import checkpoint_path
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
-CLIENT_STATE_DIR = "client-state"  # simulated nodes' own state, per client (task streams)
+CLIENT_STATE_DIR = "client-state"  # simulated nodes' own state, per client (every learner that keeps any)
 BYTES_PER_MB = 1e6  # MB are decimal megabytes: 1 MB = 10^6 bytes
 
 
@@ -46,7 +46,7 @@ class RunWriter:
             handle.write(json.dumps(row) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(self.run_dir, summary)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -56,6 +56,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / SUMMARY_FILE).read_text())
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def megabytes(n_bytes: float) -> float:

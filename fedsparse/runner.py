@@ -60,14 +60,21 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
         raise RunFailed(f"{run_dir} holds other files; a run goes into a new folder or replaces a run")
 
 
-def client_state_root(cfg: ExperimentConfig, run_dir: Path) -> Path | None:
-    """Where simulated nodes keep their own state: only task-stream clients have any, and
-    only the inline engine can tell its nodes where (Ray's get just their partition)."""
+def client_state_root(cfg: ExperimentConfig, run_dir: Path) -> Path:
+    """Where simulated nodes keep their own state (``client-<id>/`` each, written only for
+    nodes whose learner keeps any), on every engine."""
     from fedsparse.results import CLIENT_STATE_DIR
 
-    if cfg.data.tasks is None or cfg.engine.backend != "inline":
-        return None
     return run_dir / CLIENT_STATE_DIR
+
+
+def report_client_state(run_dir: Path, root: Path) -> None:
+    """Add what the nodes keep on disk (:func:`fedsparse.node_state.state_bytes`) to the
+    run's ``summary.json``."""
+    from fedsparse.node_state import state_bytes
+    from fedsparse.results import read_summary, write_summary
+
+    write_summary(run_dir, {**read_summary(run_dir), **state_bytes(root)})
 
 
 def run_experiment(
@@ -98,10 +105,10 @@ def run_experiment(
             load_checkpoint(checkpoint_path(run_dir))  # fail here, not inside the engine
         except CheckpointError as error:
             raise RunFailed(str(error)) from None
-        if cfg.data.tasks is not None and (client_state is None or not client_state.is_dir()):
+        if cfg.data.tasks is not None and not client_state.is_dir():
             raise RunFailed(
-                f"{run_dir}: the clients' task-stream state was not saved ({CLIENT_STATE_DIR}/ is written by "
-                "the inline engine only), so this run cannot be resumed exactly"
+                f"{run_dir}: the clients' task-stream state was not saved ({CLIENT_STATE_DIR}/ is missing), "
+                "so this run cannot be resumed exactly"
             )
     check_data(cfg)
     with run_log(run_dir, log_level, append=resume):
@@ -109,4 +116,5 @@ def run_experiment(
             run_engine(cfg, make_server_app(cfg, run_dir, resume), client_app, client_state_root=client_state)
         except FederationError as error:  # run.log has it already (fedsparse.app.run_into)
             raise RunFailed(str(error)) from None
+    report_client_state(run_dir, client_state)
     return read_summary(run_dir)

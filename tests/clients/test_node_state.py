@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
-from fedsparse.clients.node_state import restore_node_state, save_node_state, state_dir_of
+from fedsparse.node_state import restore_node_state, save_node_state, state_dir_of
 from fedsparse.protocol import STATE_DIR
 
 
@@ -60,3 +60,28 @@ def test_a_damaged_state_file_is_logged_and_the_node_starts_empty(tmp_path: Path
     node = _context(tmp_path)
     restore_node_state(node, tmp_path, server_round=2)
     assert not node.state.array_records and "node state not restored" in caplog.text
+
+
+def test_a_client_that_missed_rounds_resumes_with_the_state_of_its_last_round(tmp_path: Path) -> None:
+    node = _context(tmp_path)
+    _remember(node, 1.0)
+    save_node_state(node, tmp_path, 1)  # trained round 1, then not sampled in rounds 2-6
+    restarted = _context(tmp_path)
+    assert restore_node_state(restarted, tmp_path, server_round=7) == tmp_path / "round-000001.safetensors"
+    assert _remembered(restarted) == 1.0
+
+
+def test_a_node_ahead_of_the_server_goes_back_to_the_round_the_server_resumes(tmp_path: Path) -> None:
+    node = _context(tmp_path)
+    for server_round in (1, 3):
+        _remember(node, float(server_round))
+        save_node_state(node, tmp_path, server_round)
+    restore_node_state(node, tmp_path, server_round=3)  # the server restarted before completing round 3
+    assert _remembered(node) == 1.0
+    restore_node_state(node, tmp_path, server_round=1)  # ... or before completing round 1: nothing kept
+    assert not node.state.array_records and not node.state.config_records
+
+
+def test_an_empty_state_writes_nothing(tmp_path: Path) -> None:
+    save_node_state(_context(tmp_path), tmp_path / "node", 1)
+    assert not (tmp_path / "node").exists()
