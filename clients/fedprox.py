@@ -13,9 +13,10 @@ from fedsparse.clients.learner import LEARNERS, ClientJob
 from fedsparse.clients.plain import PlainLearner, Regularizer
 
 
-def proximal_term(model: torch.nn.Module, mu: float) -> Regularizer:
-    """(mu/2)·||w - w0||² over the trainable parameters, w0 their values now."""
-    anchor = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+def proximal_term(model: torch.nn.Module, mu: float, anchor: list[torch.Tensor] | None = None) -> Regularizer:
+    """(mu/2)·||w - w0||² over the trainable parameters; w0: ``anchor`` (one tensor per
+    trainable parameter, in order, on the model's device), else their values now."""
+    anchor = anchor or [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
     def term() -> torch.Tensor:
         trained = (p for p in model.parameters() if p.requires_grad)

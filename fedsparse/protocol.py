@@ -17,6 +17,8 @@ record                    kind            contents
 ``knowledge``             ArrayRecord     FedWeIT: the other clients' A (``kb<j>.<name>``)
 ``identity``              ConfigRecord    the answer to the server's identity query
 ``runtime``               ConfigRecord    a training reply: where and when the client ran
+``control``               ArrayRecord     SCAFFOLD: the server's control variate c (down),
+                                          a client's control change Δc_i (up)
 ========================  ==============  ===============================================
 
 Algorithm-specific client hyperparameters travel as one JSON object under
@@ -44,6 +46,7 @@ ADAPTIVE = "adaptive"
 KNOWLEDGE = "knowledge"
 IDENTITY = "identity"
 RUNTIME = "runtime"
+CONTROL = "control"
 
 # ---------------------------------------------------------------- config keys (server → client)
 SERVER_ROUND = "server-round"  # Flower's key: the round a message belongs to
@@ -65,6 +68,8 @@ TASK_ACCURACY = "task-accuracy"  # continual learning: accuracy on each task see
 MODEL_SIZE = "model-size-bytes"  # continual learning: what the client stores to serve all its tasks
 STATE_SIZE = "state-size-bytes"  # … and with what only further training needs (past weights, EWC's)
 TRAIN_SECONDS = "train-seconds"  # the wall-clock seconds a client spent on the training message, measured there
+PERSONAL_ACCURACY = "personal_accuracy"  # Ditto: a client's personal model on its own held-out split
+PERSONAL_LOSS = "personal_loss"
 # facts about one client, not quantities to average over clients
 PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY, MODEL_SIZE, STATE_SIZE, TRAIN_SECONDS)
 
