@@ -22,6 +22,7 @@ def test_the_guide_shows_each_example_file_as_it_is() -> None:
         "clients/fedavg_clipped.py",
         f"{plugin}pyproject.toml",
         f"{plugin}fedsparse_example_plugin/strategy.py",
+        f"{plugin}fedsparse_example_plugin/stateful.py",
         f"{plugin}fedsparse_example_plugin/model.py",
         f"{plugin}fedsparse_example_plugin/data.py",
     }

@@ -1,9 +1,10 @@
 """Plugins from outside the repository: the example package under tests/plugin_package
 (a strategy with its own client learner, a model and a dataset, all through entry
 points) is pip-installed into a folder of its own and used as a user would, through the
-command line: ``fedsparse list``, a run on the inline engine killed and resumed, a run on
-Ray, ``fedsparse compare`` beside built-in strategies. A module named with ``--plugin``
-(no entry points) registers a model that only the clients build."""
+command line: ``fedsparse list``, a run of its stateful learner killed and resumed on the
+inline engine and on Ray, a run on Ray, ``fedsparse compare`` beside built-in
+strategies. A module named with ``--plugin`` (no entry points) registers a model that
+only the clients build."""
 
 from __future__ import annotations
 
@@ -102,10 +103,13 @@ def test_without_the_plugin_its_names_are_config_errors(config: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("engine", ["inline", "ray"])
 def test_a_plugin_run_killed_midway_resumes_to_the_uninterrupted_result(
-    installed: dict[str, str], config: Path, tmp_path: Path
+    installed: dict[str, str], config: Path, tmp_path: Path, engine: str
 ) -> None:
+    """The plugin's stateful learner: its clients' momentum lives in their node state."""
     settings = ["--set", "federation.rounds=25", "--set", "federation.local_epochs=3"]
+    settings += ["--set", "strategy={name: example_momentum}", "--set", f"engine.backend={engine}"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     fedsparse(installed, "run", str(config), "--out", str(whole), *settings)
     run_killed_after(
@@ -117,6 +121,7 @@ def test_a_plugin_run_killed_midway_resumes_to_the_uninterrupted_result(
     summary = read_summary(whole)
     assert summary["final_accuracy"] > 0.5  # mirrored digits are as learnable as digits
     assert without_timings(read_summary(killed)) == without_timings(summary)
+    assert summary["stateful_clients"] == 4
 
 
 def test_a_plugin_run_on_ray_imports_the_plugins_in_every_actor(
