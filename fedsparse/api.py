@@ -111,7 +111,7 @@ class TuneResult:
     """A finished tune: per strategy its best trial's values (dotted config path → value;
     empty: every trial failed) and validation score (None: every trial failed), its
     Markdown page, the files written
-    (``tuned/<strategy>.yaml``, ``tuned/compare.yaml``, ``trials.csv``, ``tune.md``, ``tune.png``)."""
+    (``tuned/<strategy>.yaml``, ``tuned/<config>.yaml``, ``trials.csv``, ``tune.md``, ``tune.png``)."""
 
     best: dict[str, dict[str, Any]]
     scores: dict[str, float | None]

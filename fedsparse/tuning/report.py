@@ -2,9 +2,10 @@
 
 - ``tuned/<strategy>.yaml``: the base config with the strategy's best trial applied, for
   ``fedsparse run``;
-- ``tuned/compare.yaml``: the base config whose ``compare`` section lists every tuned
+- ``tuned/<config>.yaml`` (the tuned config's own name; ``<config>-compare.yaml`` where
+  that is a strategy's name): the base config whose ``compare`` section lists every tuned
   strategy with its chosen values (``compare.settings``) and the tuning budget
-  (``compare.tuning``), so ``fedsparse compare tuned/compare.yaml`` runs them all on
+  (``compare.tuning``), so ``fedsparse compare tuned/<config>.yaml`` runs them all on
   the evaluation seeds and its page says how they were tuned;
 - ``trials.csv``: one row per trial (strategy, number, state, score, per-seed scores,
   every parameter);
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     import optuna
 
 TUNED_DIR, TRIALS_CSV, TUNE_MD, TUNE_PNG = "tuned", "trials.csv", "tune.md", "tune.png"
-COMPARE_YAML = "compare.yaml"
 DEFAULT_COMPARE_SEEDS = 5
 
 
@@ -80,6 +80,13 @@ def compare_config(plan: TunePlan, best: Mapping[str, TrialResult | None]) -> di
     section["tuning"] = tuning_record(plan, best)
     raw["compare"] = section
     return raw
+
+
+def compare_path(plan: TunePlan) -> Path:
+    """Where the config comparing every tuned strategy goes: ``tuned/<config>.yaml``, so
+    ``fedsparse compare`` names its default folder after the tuned config."""
+    stem = Path(plan.config).stem
+    return plan.out / TUNED_DIR / (f"{stem}-compare.yaml" if stem in plan.strategies else f"{stem}.yaml")
 
 
 def _write_yaml(path: Path, header: str, raw: dict[str, Any]) -> None:
@@ -132,7 +139,7 @@ def markdown(
     lines += [
         "",
         f"Each strategy's config: `{TUNED_DIR}/<strategy>.yaml`; all of them side by side on the evaluation seeds: "
-        f"`fedsparse compare {plan.out / TUNED_DIR / COMPARE_YAML}`.",
+        f"`fedsparse compare {compare_path(plan)}`.",
         "",
         "## Trials",
         "",
@@ -214,9 +221,9 @@ def write_tune(
         header = f"{name}, tuned by `{plan.command()}` ({note}; see ../{TUNE_MD})"
         _write_yaml(tuned / f"{name}.yaml", header, tuned_config(plan, name, chosen))
         paths.append(tuned / f"{name}.yaml")
-    header = f"every tuned strategy on the evaluation seeds: fedsparse compare {tuned / COMPARE_YAML}"
-    _write_yaml(tuned / COMPARE_YAML, header, compare_config(plan, best))
-    paths.append(tuned / COMPARE_YAML)
+    header = f"every tuned strategy on the evaluation seeds: fedsparse compare {compare_path(plan)}"
+    _write_yaml(compare_path(plan), header, compare_config(plan, best))
+    paths.append(compare_path(plan))
     _write_trials_csv(plan.out / TRIALS_CSV, plan, trials)
     text = markdown(plan, trials, best)
     (plan.out / TUNE_MD).write_text(text)

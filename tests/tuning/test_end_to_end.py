@@ -25,7 +25,7 @@ def test_tune_then_compare_gives_a_table_with_intervals_paired_tests_and_best_by
     tuned = tmp_path / "tune"
     args = ["tune", str(REPO / "configs" / "quickstart.yaml"), "--strategies", "fedavg,fedprox", "--trials", "3"]
     assert main([*args, "--seeds", "1", "--out", str(tuned), "--no-progress", *_set(SETTINGS)]) == 0
-    compare_yaml = tuned / "tuned" / "compare.yaml"
+    compare_yaml = tuned / "tuned" / "quickstart.yaml"
     section = yaml.safe_load(compare_yaml.read_text())["compare"]
     assert section["strategies"] == ["fedavg", "fedprox"]
     assert section["tuning"]["trials_per_strategy"] == 3
