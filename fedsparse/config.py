@@ -8,10 +8,12 @@ path (``federation.rounds: must be >= 1``).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import inspect
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +22,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails
 from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
 from fedsparse.plugins import PluginError, import_plugins
+from fedsparse.registry import did_you_mean
 from fedsparse.sections import DataConfig, ModelConfig, Strict, TrainingConfig
 from fedsparse.tuning.space import KnobSpec
 
@@ -331,8 +334,44 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``X``, ``X | None``, ``list[X]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names the schema allows inside the section at ``loc`` (list indexes
+    skipped; a strategy block's are its parameters); [] where that is not a section."""
+    model: type[BaseModel] | None = ExperimentConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if model is StrategyConfig:
+            model = STRATEGIES.get(part).params if part in STRATEGIES else None
+        else:
+            field = model.model_fields.get(str(part))
+            model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return []
+    return ["name", *STRATEGIES.names()] if model is StrategyConfig else list(model.model_fields)
+
+
 def format_validation_error(error: ValidationError) -> list[str]:
-    return [f"{_path(e['loc'])}: {_friendly(e)}" for e in error.errors()]
+    """One ``path: reason`` line per fault; an unknown field's line names the closest
+    known field of its section, if one is close."""
+    lines = []
+    for detail in error.errors():
+        line = f"{_path(detail['loc'])}: {_friendly(detail)}"
+        if detail["type"] == "extra_forbidden" and detail["loc"]:
+            line += did_you_mean(str(detail["loc"][-1]), fields_at(tuple(detail["loc"][:-1])))
+        lines.append(line)
+    return lines
 
 
 # --------------------------------------------------------------------------- semantics
@@ -418,14 +457,7 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     problems += _task_problems(cfg, info.num_classes)
     problems += _tracker_problems(cfg.output)
 
-    try:
-        from fedsparse.models import build_model
-
-        model = build_model(cfg.model.name, info.input_shape, info.num_classes, **cfg.model.options)
-    except (TypeError, ValueError) as error:
-        problems.append(f"model.options: {error}")
-    else:
-        problems += STRATEGIES.get(cfg.strategy.name).model_problems(model)
+    problems += _model_problems(cfg, info.input_shape, info.num_classes)
 
     problems += _engine_problems(cfg)
     resources = cfg.engine.client_resources
@@ -435,6 +467,27 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
             "has no CUDA GPU (Ray would wait forever); set it to 0"
         )
     return problems
+
+
+def _model_problems(cfg: ExperimentConfig, input_shape: tuple[int, int, int], num_classes: int) -> list[str]:
+    """``model.options`` against the model's builder (its keyword arguments but the
+    shapes), then the built model against the strategy; each line names the model and
+    the options it takes."""
+    from fedsparse.models import MODELS, build_model
+
+    name, options = cfg.model.name, cfg.model.options
+    parameters = inspect.signature(MODELS.get(name)).parameters
+    known = [key for key in parameters if key not in ("input_shape", "num_classes")]
+    takes = f"model {name!r} takes {', '.join(known) or 'no options'}"
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = [key for key in options if key not in known]
+        if unknown:
+            return [f"model.options.{key}: unknown option; {takes}{did_you_mean(key, known)}" for key in unknown]
+    try:
+        model = build_model(name, input_shape, num_classes, **options)
+    except (TypeError, ValueError) as error:
+        return [f"model.options: model {name!r} cannot be built with {options} ({error}); {takes}"]
+    return STRATEGIES.get(cfg.strategy.name).model_problems(model)
 
 
 def _tracker_problems(output: OutputConfig) -> list[str]:
@@ -524,7 +577,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
     if raw is None:
-        return {}
+        raise ConfigError([f"{path}: empty; a config needs at least one section (configs/quickstart.yaml is one)"])
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
     return raw
@@ -550,15 +603,62 @@ def import_config_plugins(raw: dict[str, Any]) -> None:
 
 
 def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """The config ``raw`` describes; :class:`ConfigError` listing every fault, those of
+    single fields and those between fields (:func:`semantic_problems`) together."""
     import_config_plugins(raw)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error)) from None
+        details = error.errors()
+        raise ConfigError(format_validation_error(error) + _problems_beside(raw, details)) from None
     problems = semantic_problems(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _drop(raw: Any, loc: tuple[Any, ...]) -> None:
+    """Remove the value at ``loc`` from ``raw`` (the deepest part of it that exists; a
+    list entry becomes an empty section), so that its default takes its place."""
+    parents: list[tuple[Any, Any]] = []
+    node = raw
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        if in_dict or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            parents.append((node, part))
+            node = node[part]
+        else:
+            break
+    if parents:
+        container, key = parents[-1]
+        if isinstance(container, dict):
+            del container[key]
+        else:
+            container[key] = {}
+
+
+# a name that failed, and the sections whose checks would then be about its default
+NAME_DEPENDENTS = {"model.name": ("model.",), "strategy.name": ("strategy.",), "data.dataset": ("data.", "model.")}
+
+
+def _problems_beside(raw: dict[str, Any], details: list[ErrorDetails]) -> list[str]:
+    """The cross-field problems of a config whose schema check failed: checked on a copy
+    without the failing fields (defaults in their place), leaving out every line that
+    names a failing field (it would be about the default, not the value given)."""
+    failed = [_path(detail["loc"]) for detail in details]
+    dependent = tuple(prefix for path in failed for prefix in NAME_DEPENDENTS.get(path, ()))
+    repaired = copy.deepcopy(raw)
+    for _ in range(3):  # a dropped section may uncover a fault inside its default's neighbours
+        for detail in details:
+            _drop(repaired, tuple(detail["loc"]))
+        try:
+            cfg = ExperimentConfig.model_validate(repaired)
+        except ValidationError as error:
+            details = error.errors()
+            continue
+        lines = semantic_problems(cfg)
+        return [line for line in lines if not line.startswith(dependent) and not any(p in line for p in failed)]
+    return []
 
 
 def absolute_data_path(raw: dict[str, Any], base: Path) -> None:
@@ -583,6 +683,18 @@ def load_config(
     raw = apply_overrides(raw, overrides or [])
     absolute_data_path(raw, Path.cwd())
     return validate_config(with_plugins(raw, plugins or []))
+
+
+def changed_fields(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:
+    """The dotted paths of the resolved fields whose values differ between two configs."""
+
+    def walk(ours: Any, theirs: Any, path: str) -> list[str]:
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            keys = sorted(set(ours) | set(theirs), key=str)
+            return [found for key in keys for found in walk(ours.get(key), theirs.get(key), f"{path}{key}.")]
+        return [] if ours == theirs else [path.rstrip(".")]
+
+    return walk(before.model_dump(mode="json"), after.model_dump(mode="json"), "")
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

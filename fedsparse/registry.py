@@ -18,6 +18,7 @@ or a plugin overriding a built-in does not fail.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
@@ -27,7 +28,7 @@ import pkgutil
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -152,12 +153,15 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
+            known = self.names()
+            hint = did_you_mean(name, known)
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(known)}{hint}") from None
 
     def validate_name(self, name: str) -> str:
-        """``name`` if registered, else a ValueError for a config field's error message."""
+        """``name`` if registered, else a ValueError for a config field's error message
+        (the registered names, and the closest to ``name`` if one is close)."""
         if name not in self:
-            raise ValueError(f"must be one of {self.names()} (got {name!r})")
+            raise ValueError(f"must be one of {self.names()} (got {name!r}){did_you_mean(name, self.names())}")
         return name
 
     def provenance(self, name: str) -> Provenance:
@@ -175,6 +179,13 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'rounds'?`` when one of ``choices`` is close to ``word`` (difflib's
+    similarity of at least 0.6), else ""."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def registries() -> dict[str, Registry[Any]]:

@@ -52,7 +52,7 @@ def test_set_switches_strategy_without_other_edits(quickstart_raw: dict) -> None
         ("output.name=../../elsewhere", "output.name: must be a single folder name"),
         ("federation.clients_per_round=11", "federation.clients_per_round: must be <= federation.num_clients"),
         ("data.partition.method=random", "data.partition.method: must be one of"),
-        ("model.options={widthz: 3}", "model.options: "),
+        ("model.options={widthz: 3}", "model.options.widthz: unknown option"),
         ("engine.backend=dask", "engine.backend: must be one of"),
         ("engine.ray_address=auto", "engine.ray_address: only the Ray engines"),
     ],
@@ -149,3 +149,79 @@ def test_cli_run_with_data_path_at_a_system_folder_fails_cleanly(tmp_path: Path)
     result = run_cli("run", "configs/mnist_iid.yaml", "--set", "data.path=/etc", "--out", str(tmp_path / "run"))
     assert result.returncode == 1 and result.stderr.startswith("error: data: ")
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- hints and every fault at once
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("federation.roundz=3", "federation.roundz: unknown field; did you mean 'rounds'?"),
+        ("federaton.rounds=3", "federaton: unknown field; did you mean 'federation'?"),
+        ("strategy.fedprox.muu=1", "strategy.fedprox.muu: unknown field; did you mean 'mu'?"),
+        ("strategy.name=fedavgg", "did you mean 'fedavg'?"),
+        ("model.name=cnnn", "did you mean 'cnn'?"),
+        ("data.dataset=digit", "did you mean 'digits'?"),
+        ("model.options={chanels: [4]}", "model.options.chanels: unknown option; model 'cnn' takes channels, hidden; "),
+    ],
+)
+def test_a_typo_gets_the_closest_name(quickstart_raw: dict, override: str, expected: str) -> None:
+    problems = problems_of(with_changes(quickstart_raw, override))
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_model_option_errors_name_the_model_and_its_options_not_its_builder(quickstart_raw: dict) -> None:
+    (bogus,) = problems_of(with_changes(quickstart_raw, "model.options={bogus: 1}"))
+    assert bogus == "model.options.bogus: unknown option; model 'cnn' takes channels, hidden"
+    (wrong,) = problems_of(with_changes(quickstart_raw, "model.options={channels: 3}"))
+    assert wrong.startswith("model.options: model 'cnn' cannot be built with {'channels': 3}")
+    assert "build_cnn" not in bogus + wrong
+
+
+def test_field_and_cross_field_faults_are_reported_together(quickstart_raw: dict) -> None:
+    raw = with_changes(
+        quickstart_raw,
+        "federation.rounds=0",
+        "seed=-3",
+        "federation.roundz=2",
+        "federation.clients_per_round=11",  # more than num_clients: a cross-field fault
+        "model.options={bogus: 1}",
+    )
+    assert {p.split(":")[0] for p in problems_of(raw)} == {
+        "federation.rounds",
+        "seed",
+        "federation.roundz",
+        "federation.clients_per_round",
+        "model.options.bogus",
+    }
+
+
+def test_a_cross_field_check_on_a_field_that_failed_is_not_reported_about_its_default(quickstart_raw: dict) -> None:
+    """num_clients is invalid: clients_per_round is not compared with num_clients' default."""
+    raw = with_changes(quickstart_raw, "federation.num_clients=0", "federation.clients_per_round=11")
+    assert problems_of(raw) == ["federation.num_clients: must be >= 1"]
+
+
+def test_an_empty_config_file_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(empty)
+    assert caught.value.problems == [
+        f"{empty}: empty; a config needs at least one section (configs/quickstart.yaml is one)"
+    ]
+
+
+def test_version_and_help_list_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from fedsparse.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out.startswith("fedsparse ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert {"run", "validate", "plot", "compare", "tune", "list", "data"} <= set(commands)
+    assert all(f"\n    {name} " in listed for name in commands), listed
