@@ -33,7 +33,8 @@ def run_into(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool = Fa
     try:
         if resume:
             checkpoint = load_checkpoint(checkpoint_path(run_dir))
-            serve(grid, cfg, RunWriter.resuming(run_dir, checkpoint.round), checkpoint, deployed=deployed)
+            writer = RunWriter.resuming(run_dir, checkpoint, dump_config(cfg))
+            serve(grid, cfg, writer, checkpoint, deployed=deployed)
         else:
             serve(grid, cfg, RunWriter(run_dir, dump_config(cfg)), deployed=deployed)
     except FederationError as error:

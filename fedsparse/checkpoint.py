@@ -12,6 +12,7 @@ fsync: it would survive a power cut too, at several times the cost of the write.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -49,7 +50,9 @@ def checkpoint_path(run_dir: Path) -> Path:
 
 
 def save_checkpoint(target: Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to the file ``target`` atomically (temporary file, then rename)."""
+    """Write ``checkpoint`` to the file ``target`` atomically (temporary file, then rename).
+    A write that fails (no permission, a full disk) raises ``OSError`` naming the file it
+    could not write, and leaves ``target`` as it was and no temporary file behind."""
     tensors: dict[str, np.ndarray] = {}
     manifest: dict[str, list[list[Any]]] = {}
     for record_name, record in checkpoint.records.items():
@@ -60,8 +63,22 @@ def save_checkpoint(target: Path, checkpoint: Checkpoint) -> None:
             entries.append([array_name, array.dtype, list(array.shape), array.stype, key])
     header = {"format": FORMAT, "round": checkpoint.round, "manifest": manifest, "values": checkpoint.values}
     partial = target.with_name(target.name + ".partial")
-    save_file(tensors, str(partial), metadata={_METADATA_KEY: json.dumps(header)})
-    os.replace(partial, target)
+    try:
+        save_file(tensors, str(partial), metadata={_METADATA_KEY: json.dumps(header)})
+        os.replace(partial, target)
+    except (SafetensorError, OSError) as error:
+        if partial.is_file():
+            partial.unlink()
+        if isinstance(error, OSError):
+            raise
+        raise OSError(errno.EIO, _io_reason(str(error)), str(partial)) from None
+
+
+def _io_reason(message: str) -> str:
+    """safetensors' ``Error while serializing: I/O error: No space left on device (os
+    error 28)`` → ``No space left on device``."""
+    reason = message.rpartition("I/O error: ")[2] or message
+    return reason.split(" (os error")[0].strip()
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

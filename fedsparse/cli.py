@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedsparse.config import ExperimentConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -42,24 +47,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+EXTENDABLE = ("federation.rounds", "output.")  # what --set may change of a run continued with --resume
+
+
 def _resume_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The interrupted run's own resolved config: a resumed run must be the same run."""
+    """The run's own resolved config, or with ``--set``, that config with a new round
+    count or output options (extending a finished run); anything else is refused."""
     from fedsparse.config import ConfigError, load_config
     from fedsparse.results import CONFIG_FILE, SUMMARY_FILE
 
-    if args.config or args.set or args.out or args.plugin:
-        raise ConfigError(["--resume continues a run with its own config: give no CONFIG, --set, --plugin or --out"])
+    if args.config or args.out or args.plugin:
+        raise ConfigError(
+            [
+                "--resume continues a run with its own config: give no CONFIG, --plugin or --out "
+                "(--set federation.rounds=N extends it)"
+            ]
+        )
     run_dir = Path(args.resume)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError([f"{run_dir}: no {CONFIG_FILE} here (not a run directory)"])
-    if (run_dir / SUMMARY_FILE).is_file():
-        raise ConfigError([f"{run_dir}: this run has finished; nothing to resume"])
-    return load_config(run_dir / CONFIG_FILE), run_dir
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if not args.set:
+        if (run_dir / SUMMARY_FILE).is_file():
+            raise ConfigError(
+                [f"{run_dir}: this run has finished; nothing to resume (--set federation.rounds=N extends it)"]
+            )
+        return cfg, run_dir
+    return _extended(cfg, run_dir, args.set), run_dir
+
+
+def _extended(cfg: ExperimentConfig, run_dir: Path, overrides: list[str]) -> ExperimentConfig:
+    """``cfg`` with ``overrides``, which may change only :data:`EXTENDABLE` fields, to a
+    round count past the run's checkpoint."""
+    from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+    from fedsparse.config import ConfigError, changed_fields, load_config
+    from fedsparse.results import CONFIG_FILE
+
+    changed = load_config(run_dir / CONFIG_FILE, overrides)
+    refused = [path for path in changed_fields(cfg, changed) if not path.startswith(EXTENDABLE)]
+    if refused:
+        raise ConfigError([f"--resume --set may change only federation.rounds and output.* (not {', '.join(refused)})"])
+    try:
+        done = load_checkpoint(checkpoint_path(run_dir)).round
+    except CheckpointError as error:
+        raise ConfigError([f"{error}; a run without one cannot be continued"]) from None
+    if changed.federation.rounds <= done:
+        raise ConfigError([f"federation.rounds: {run_dir} has completed {done} rounds; give more to extend it"])
+    return changed
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fedsparse.config import ConfigError
-    from fedsparse.results import total_megabytes
 
     try:
         if args.resume:
@@ -75,32 +113,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(error.problems, EXIT_BAD_CONFIG)
     if args.no_progress:
         cfg.output.progress = False
-    from fedsparse.runlog import quiet_flower
-    from fedsparse.runner import RunFailed, prepare_run_dir, run_experiment
+    from fedsparse.runner import RunFailed, RunInterrupted, io_problem
 
     try:
-        if not args.resume:
-            prepare_run_dir(run_dir, args.overwrite)
-        with quiet_flower(args.verbose):
-            summary = run_experiment(cfg, run_dir, resume=bool(args.resume), log_level=args.log_level)
+        summary = _execute_run(args, cfg, run_dir)
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
+    except OSError as error:
+        return _fail([io_problem(error)], EXIT_FAILED)
+    except RunInterrupted as interrupt:
+        return _interrupted(str(interrupt))
+    except KeyboardInterrupt:
+        return _interrupted("interrupted before round 1 started; run the same command again")
+    _print_outcome(summary, run_dir)
+    return EXIT_OK
+
+
+def _execute_run(args: argparse.Namespace, cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
+    from fedsparse.runlog import quiet_flower
+    from fedsparse.runner import prepare_run_dir, run_experiment
+
+    if not args.resume:
+        prepare_run_dir(run_dir, args.overwrite)
+    with quiet_flower(args.verbose):
+        return run_experiment(cfg, run_dir, resume=bool(args.resume), log_level=args.log_level)
+
+
+def _print_outcome(summary: dict[str, Any], run_dir: Path) -> None:
+    from fedsparse.results import total_megabytes
+
     accuracy, val_accuracy = summary["final_accuracy"], summary.get("final_val_accuracy")
     scores = [] if accuracy is None else [f"final accuracy {accuracy:.4f}"]
     scores += [] if val_accuracy is None else [f"validation {val_accuracy:.4f}"]
     megabytes = total_megabytes(summary)
     print(f"{' · '.join(scores) or 'not evaluated'} · {megabytes:.2f} MB moved · results in {run_dir}")
-    return EXIT_OK
+
+
+def _interrupted(line: str) -> int:
+    """Ctrl-C or SIGTERM: ``line`` alone on stderr, the shell's exit status for an interrupt."""
+    from fedsparse.interrupts import INTERRUPTED_EXIT
+
+    print(line, file=sys.stderr)
+    return INTERRUPTED_EXIT
+
+
+def _rerun_line(args: argparse.Namespace) -> str:
+    """What a user sees after interrupting ``compare`` or ``tune``: the command that continues."""
+    command = shlex.join(["fedsparse", *args.argv])
+    return f"interrupted; finished runs are kept and an interrupted one resumes from its checkpoint: {command}"
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """A run folder: its plots. A ``compare`` folder: every finished run's, and the
+    comparison figure from them."""
+    from fedsparse.comparison.report import replot
     from fedsparse.plots import plot_run
     from fedsparse.results import METRICS_FILE
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / METRICS_FILE).is_file():
-        return _fail([f"{run_dir}: no {METRICS_FILE} here (not a run directory)"], EXIT_FAILED)
-    for path in plot_run(run_dir):
+    if (run_dir / METRICS_FILE).is_file():
+        paths = plot_run(run_dir)
+    else:
+        paths = replot(run_dir)
+        if not paths:
+            return _fail(
+                [f"{run_dir}: no {METRICS_FILE} here or in its runs (not a run or compare folder)"], EXIT_FAILED
+            )
+    for path in paths:
         print(path)
     return EXIT_OK
 
@@ -134,6 +213,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return _fail(error.problems, EXIT_FAILED)
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _interrupted(_rerun_line(args))
     print(text, end="")
     for path in paths:
         print(path)
@@ -170,6 +251,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return _fail(error.problems, EXIT_FAILED)
     except RunFailed as error:
         return _fail([str(error)], EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _interrupted(_rerun_line(args))
     print(text, end="")
     for path in paths:
         print(path)
@@ -324,11 +407,17 @@ def with_config(sub: argparse.ArgumentParser, optional: bool = False) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedsparse", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a simulated federation")
     with_config(run, optional=True)
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint; with --set federation.rounds=N, "
+        "extend a run (finished or not) to N rounds",
+    )
     run.add_argument("--out", help="run directory (default: output.dir/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
@@ -345,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(validate)
     validate.set_defaults(handler=cmd_validate)
 
-    plot = commands.add_parser("plot", help="(re)draw the plots of a finished run")
-    plot.add_argument("run_dir")
+    plot = commands.add_parser("plot", help="(re)draw the plots of a run, or of every run in a compare folder")
+    plot.add_argument("run_dir", help="a run folder, or a `fedsparse compare` folder")
     plot.set_defaults(handler=cmd_plot)
 
     _add_compare_command(commands)
@@ -357,9 +446,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """``fedsparse 0.1.0 (Flower 1.x)``, from the installed distributions (nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("fedsparse")
+    except PackageNotFoundError:
+        ours = "(not installed)"
+    try:
+        flower = version("flwr")
+    except PackageNotFoundError:
+        flower = "not installed"
+    return f"fedsparse {ours} (Flower {flower})"
+
+
+RUNS_FEDERATIONS = ("run", "compare", "tune")  # commands that SIGTERM stops as Ctrl-C does
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: this process's arguments); its exit status."""
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command in RUNS_FEDERATIONS:
+        from fedsparse.interrupts import sigterm_as_interrupt
+
+        sigterm_as_interrupt()
     return int(args.handler(args))
 
 

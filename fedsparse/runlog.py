@@ -19,6 +19,13 @@ LOGGERS = ("fedsparse", "flwr")
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+FILE_ONLY = {"file_only": True}  # ``extra=`` of a record for run.log, not the console (the CLI prints its own line)
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
 class _DropDeprecationNotice(logging.Filter):
     """``run_simulation`` warns it is deprecated on every call; it is our engine, by design."""
 
@@ -60,6 +67,7 @@ def run_log(run_dir: Path, level: int | str = logging.INFO, append: bool = False
     if not ours.handlers and not logging.getLogger().handlers:  # keep warnings on the console
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.WARNING)
+        console.addFilter(_not_file_only)
         ours.addHandler(console)
     for name in LOGGERS:
         logging.getLogger(name).addHandler(handler)

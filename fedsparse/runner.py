@@ -7,19 +7,52 @@ folder or an impossible split is one clear line, not a traceback from inside a w
 
 from __future__ import annotations
 
+import logging
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedsparse.config import ExperimentConfig
-from fedsparse.runlog import run_log
+from fedsparse.runlog import FILE_ONLY, run_log
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
 
 
+log = logging.getLogger(__name__)
+
+
 class RunFailed(RuntimeError):
     """The run could not start or finish; the message is the one line to show the user."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run; the message is the one line to show the user
+    (the last completed round and how to continue)."""
+
+
+def io_problem(error: OSError) -> str:
+    """``<path>: cannot write (No space left on device)``: an I/O error as one line naming its file."""
+    where = error.filename if error.filename is not None else "output"
+    return f"{where}: cannot write ({error.strerror or error})"
+
+
+def interrupted_line(cfg: ExperimentConfig, run_dir: Path) -> str:
+    """What a user needs after an interrupt: the last round whose checkpoint was written,
+    and the command that continues the run from there."""
+    from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+
+    total = cfg.federation.rounds
+    if not cfg.output.checkpoint:
+        return "interrupted; this run keeps no checkpoint (output.checkpoint is false), so it cannot be resumed"
+    try:
+        done = load_checkpoint(checkpoint_path(run_dir)).round
+    except CheckpointError:
+        return f"interrupted before round 1 of {total} was completed; nothing to resume, run it again"
+    return (
+        f"interrupted after round {done} of {total}; continue with: fedsparse run --resume {shlex.quote(str(run_dir))}"
+    )
 
 
 def check_data(cfg: ExperimentConfig) -> None:
@@ -93,11 +126,8 @@ def run_experiment(
     and above go to ``run_dir/run.log`` (:mod:`fedsparse.runlog`). ``client_app``: the
     ClientApp the simulated nodes run (default: fedsparse's own).
     """
-    from fedsparse.app import make_server_app
     from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
-    from fedsparse.engine import run_engine
     from fedsparse.results import CLIENT_STATE_DIR, read_summary
-    from fedsparse.server import FederationError
 
     client_state = client_state_root(cfg, run_dir)
     if resume:
@@ -111,10 +141,31 @@ def run_experiment(
                 "so this run cannot be resumed exactly"
             )
     check_data(cfg)
-    with run_log(run_dir, log_level, append=resume):
-        try:
-            run_engine(cfg, make_server_app(cfg, run_dir, resume), client_app, client_state_root=client_state)
-        except FederationError as error:  # run.log has it already (fedsparse.app.run_into)
-            raise RunFailed(str(error)) from None
+    try:
+        with run_log(run_dir, log_level, append=resume):
+            _run_logged(cfg, run_dir, resume, client_app, client_state)
+    except OSError as error:  # run.log has it, unless run.log itself could not be written
+        raise RunFailed(io_problem(error)) from None
     report_client_state(run_dir, client_state)
     return read_summary(run_dir)
+
+
+def _run_logged(
+    cfg: ExperimentConfig, run_dir: Path, resume: bool, client_app: ClientApp | None, client_state: Path
+) -> None:
+    """Run on the engine with run.log open: a failure or an interrupt is its last line."""
+    from fedsparse.app import make_server_app
+    from fedsparse.engine import run_engine
+    from fedsparse.server import FederationError
+
+    try:
+        run_engine(cfg, make_server_app(cfg, run_dir, resume), client_app, client_state_root=client_state)
+    except FederationError as error:  # run.log has it already (fedsparse.app.run_into)
+        raise RunFailed(str(error)) from None
+    except OSError as error:
+        log.error("run failed: %s", io_problem(error), extra=FILE_ONLY)
+        raise
+    except KeyboardInterrupt:
+        line = interrupted_line(cfg, run_dir)
+        log.warning(line, extra=FILE_ONLY)
+        raise RunInterrupted(line) from None

@@ -251,6 +251,7 @@ class RoundLoop:
                 result = RoundResult(server_round, outcome, round_start)
                 for callback in self.callbacks:
                     callback.after_round(result)
+                self.writer.commit_round()  # the row, where no checkpointer wrote it with its checkpoint
             summary = self.summary(time.perf_counter() - started)
             if summary["status"] == "degraded":
                 log.warning(summary["status_reason"])

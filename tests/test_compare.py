@@ -376,3 +376,25 @@ def test_a_folder_that_is_not_a_run_is_not_written_into(tmp_path, capsys) -> Non
     assert main(["compare", QUICKSTART, "--strategies", "fedavg", "--seeds", "1", "--out", str(out)]) == 1
     assert f"error: {out / 'fedavg' / 'seed0'} holds files that are not a run" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "fedavg" / "seed0").iterdir()) == ["notes.txt"]
+
+
+def test_plot_redraws_a_compare_folder_from_its_runs(compared, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    source, _ = compared
+    out = tmp_path / "out"
+    shutil.copytree(source, out)
+    for figure in out.rglob("*.png"):
+        figure.unlink()
+    assert main(["plot", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for strategy in STRATEGIES:
+        for seed in SEEDS:
+            assert str(out / strategy / f"seed{seed}" / "accuracy_vs_round.png") in printed
+    assert printed[-1] == str(out / "comparison.png")
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_refuses_a_folder_without_runs(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["plot", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path}: no metrics.jsonl here or in its runs (not a run or compare folder)"
+    ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedsparse import protocol
 from fedsparse.callbacks.base import Callback, RoundResult
-from fedsparse.checkpoint import checkpoint_path, save_checkpoint, with_rng
+from fedsparse.checkpoint import with_rng
 from fedsparse.results import RunWriter
 from fedsparse.rows import round_row
 
@@ -47,7 +47,9 @@ class FinalMetrics(Callback):
 class MetricsWriter(Callback):
     """One ``metrics.jsonl`` line per round (:func:`fedsparse.rows.round_row` and the
     evaluation), also left in ``result.row`` for the callbacks after it; ``summary.json``
-    at the end. It must come after every evaluator."""
+    at the end. It must come after every evaluator. The row is staged in the
+    :class:`RunWriter`; the :class:`Checkpointer`, or else the loop at the round's end,
+    commits it."""
 
     def __init__(self, writer: RunWriter) -> None:
         self.writer = writer
@@ -65,11 +67,12 @@ class MetricsWriter(Callback):
 
 
 class Checkpointer(Callback):
-    """After every round, the whole state the next round depends on, in one file."""
+    """After every round, the whole state the next round depends on, in one file, written
+    together with the round's metrics row (:meth:`RunWriter.commit_round`)."""
 
     def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
         self.loop = loop
 
     def after_round(self, result: RoundResult) -> None:
         checkpoint = self.loop.checkpoint(result.server_round)
-        save_checkpoint(checkpoint_path(self.loop.writer.run_dir), with_rng(checkpoint))
+        self.loop.writer.commit_round(with_rng(checkpoint))

@@ -377,3 +377,25 @@ def write_comparison(plan: ComparePlan, results: Sequence[SeedResult]) -> tuple[
     text = markdown(plan, comparison, COMPARISON_PNG)
     (plan.out / COMPARISON_MD).write_text(text)
     return [plan.out / COMPARISON_MD, plan.out / COMPARISON_CSV, figure], text, comparison
+
+
+def replot(folder: Path) -> list[Path]:
+    """Redraw a ``fedsparse compare`` folder from its runs' files alone: every run's plots
+    (``<strategy>/seed<s>/``, finished or not) and ``comparison.png`` from the finished
+    ones (without the target line, which the plan set). The paths written; [] where the
+    folder holds no run."""
+    from fedsparse.plots import plot_comparison, plot_run
+    from fedsparse.results import METRICS_FILE, SUMMARY_FILE, read_metrics, read_summary
+
+    runs = sorted(path.parent for path in folder.glob(f"*/seed*/{METRICS_FILE}") if path.parent.name[4:].isdigit())
+    written = [path for run in runs for path in plot_run(run)]
+    finished = [
+        SeedResult(run.parent.name, int(run.name[4:]), run, read_summary(run), read_metrics(run))
+        for run in runs
+        if (run / SUMMARY_FILE).is_file()
+    ]
+    if finished:
+        seeds = len({result.seed for result in finished})
+        title = f"{folder.name}: mean over {seeds} seed{'s' if seeds > 1 else ''}"
+        written.append(plot_comparison(learning_curves(finished), folder / COMPARISON_PNG, title=title))
+    return written
