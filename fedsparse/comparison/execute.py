@@ -203,8 +203,10 @@ def _run_parallel(
                 if not keep_going:
                     pool.shutdown(cancel_futures=True)
                 outcomes[run.run_dir] = _failed(run, error, keep_going)
+                report(f"[{len(outcomes)}/{len(runs)} finished] {run.strategy} seed {run.seed}: failed")
                 continue
             outcomes[run.run_dir] = summary, _how(seconds, resume_after)
+            report(f"[{len(outcomes)}/{len(runs)} finished] {run.strategy} seed {run.seed}: {_scores(summary)}")
     return outcomes
 
 
