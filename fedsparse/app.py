@@ -5,7 +5,8 @@
 ``[tool.flwr.app.components]`` entry for ``flwr run``: it reads the YAML path from the
 run config key ``config`` and the output folder from ``out``, both confined to their
 roots (:mod:`fedsparse.deployment`), and writes the run folder a simulated run gets,
-``run.log`` included.
+``run.log`` included. Under Flower's local simulation the experiment has one client per
+simulated SuperNode (:func:`fedsparse.deployment.fitted_to_simulation`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedsparse.checkpoint import checkpoint_path, load_checkpoint
-from fedsparse.config import ExperimentConfig, dump_config, load_config
-from fedsparse.deployment import deployed_paths
+from fedsparse.compat import simulated_supernodes
+from fedsparse.config import ConfigError, ExperimentConfig, dump_config, load_config
+from fedsparse.deployment import deployed_paths, fitted_to_simulation
 from fedsparse.results import RunWriter
 from fedsparse.runlog import run_log
 from fedsparse.server import FederationError, serve
@@ -63,10 +65,17 @@ server_app = ServerApp()
 def deployed_main(grid: Grid, context: Context) -> None:
     """Refuses (raises, so Flower marks the run failed) before reading or writing anything
     if ``config`` or ``out`` escapes its root; raises too (the run is failed, with the
-    reason) when the federation cannot run or aggregated no round."""
+    reason) when the federation cannot run or aggregated no round, or when Flower's local
+    simulation has SuperNodes the config cannot take as its clients (within seconds)."""
     paths = deployed_paths(grid.run, context.run_config)
     cfg = load_config(paths.config)
-    if cfg.federation.clock is None:  # real devices: a declared profile is only a hint
+    supernodes = simulated_supernodes(grid)
+    if cfg.federation.clock is None and supernodes is None:  # real devices: a declared profile is only a hint
         cfg = cfg.model_copy(update={"federation": cfg.federation.model_copy(update={"clock": "measured"})})
     with run_log(paths.run_dir):
-        run_into(grid, cfg, paths.run_dir, deployed=True)
+        try:
+            cfg = fitted_to_simulation(cfg, supernodes)
+        except ConfigError as error:
+            log.error("run failed: %s", error)
+            raise
+        run_into(grid, cfg, paths.run_dir, deployed=supernodes is None)

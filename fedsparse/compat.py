@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,8 +43,10 @@ from flwr.common.serde import (
 from flwr.proto.message_pb2 import Context as ProtoContext
 from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.server.utils.validator import validate_message
+from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
+from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 __all__ = [
     "NODE_ID_NUM_BYTES",
@@ -66,6 +69,7 @@ __all__ = [
     "random_id",
     "restore_flower_strategy_state",
     "set_message_id",
+    "simulated_supernodes",
     "validate_message",
 ]
 
@@ -130,6 +134,27 @@ def client_app_error(error: Exception, reply_to: Message) -> Message:
     wrapped = ClientAppException(str(error))
     reason = f"{type(wrapped)}:<'{wrapped}'>"
     return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=reply_to)
+
+
+def simulated_supernodes(grid: Grid, settle: float = 0.5, timeout: float = 30.0) -> int | None:
+    """The number of SuperNodes of Flower's simulation runtime (``flwr run`` on a local
+    SuperLink) that ``grid`` belongs to; None when ``grid`` is not that runtime's (real
+    SuperNodes join whenever they come up, so no count is final there).
+
+    The runtime starts the ServerApp, then registers its nodes in one quick loop: the count
+    is read once it is non-zero and has held for ``settle`` seconds (at most ``timeout``)."""
+    if not isinstance(grid, InMemoryGrid):
+        return None
+    deadline = time.monotonic() + timeout
+    count, since = len(list(grid.get_node_ids())), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(settle / 5)
+        now = len(list(grid.get_node_ids()))
+        if now != count:
+            count, since = now, time.monotonic()
+        elif count and time.monotonic() - since >= settle:
+            break
+    return count
 
 
 def app_dir(run: Run) -> Path:

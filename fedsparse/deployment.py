@@ -15,6 +15,11 @@ run config are therefore confined:
 A path that resolves outside its root (``..``, an absolute path elsewhere, a symlink
 pointing out) is refused before anything is read or written.
 
+Under Flower's local simulation (``flwr run .`` with no SuperLink of one's own) the
+federation is the simulation's SuperNodes, as many as its ``num-supernodes`` (Flower's
+default: 2), and the experiment takes its client count from them
+(:func:`fitted_to_simulation`).
+
 A fedsparse ClientApp under a server that sends no fedsparse task (Flower's own
 strategies send only ``arrays`` and ``config``) takes its experiment from the run config
 instead: the ``[tool.flwr.app.config.fedsparse]`` table, which Flower flattens into keys
@@ -75,6 +80,42 @@ def deployed_paths(run: Run, run_config: UserConfig) -> DeployedPaths:
     config = confined(app_dir(run), str(run_config[CONFIG_KEY]), CONFIG_KEY)
     out = confined(runs_root(), str(run_config.get(OUT_KEY, ".")), OUT_KEY)
     return DeployedPaths(config, out / str(run.run_id))
+
+
+def fitted_to_simulation(cfg: ExperimentConfig, supernodes: int | None) -> ExperimentConfig:
+    """``cfg`` with one client per SuperNode of Flower's local simulation (``supernodes``;
+    None: not a simulation, ``cfg`` as it is): ``federation.num_clients`` is their number,
+    and ``clients_per_round`` and ``min_replies`` are lowered to it where they exceed it.
+    The change is logged as one warning line; a config that cannot take it (a partition
+    needing more clients) raises :class:`ConfigError` with one line naming the fix."""
+    fed = cfg.federation
+    if supernodes is None or supernodes == fed.num_clients:
+        return cfg
+    per_round = min(fed.clients_per_round, supernodes)
+    raw = cfg.model_dump(mode="json")
+    raw["federation"].update(
+        num_clients=supernodes, clients_per_round=per_round, min_replies=min(fed.min_replies, per_round)
+    )
+    fix = f"run with --federation-config num-supernodes={fed.num_clients} to keep the config's count"
+    try:
+        fitted = validate_config(raw)
+    except ConfigError as error:
+        raise ConfigError(
+            [f"{supernodes} simulated SuperNode(s) cannot be the config's clients ({'; '.join(error.problems)}); {fix}"]
+        ) from None
+    log.warning(
+        "Flower's simulation has %d SuperNode(s): federation.num_clients %d -> %d, clients_per_round %d -> %d, "
+        "min_replies %d -> %d; %s",
+        supernodes,
+        fed.num_clients,
+        supernodes,
+        fed.clients_per_round,
+        per_round,
+        fed.min_replies,
+        fitted.federation.min_replies,
+        fix,
+    )
+    return fitted
 
 
 def experiment_from_run_config(run_config: UserConfig) -> ExperimentConfig:

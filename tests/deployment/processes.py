@@ -359,3 +359,70 @@ class Federation:
     def close(self) -> None:
         """Stop every process (and its descendants) at once: SIGTERM, then SIGKILL."""
         stop_all(self.processes)
+
+
+@dataclass
+class LocalSimulation:
+    """What ``flwr run .`` does with no SuperLink of one's own, from a user's machine
+    under ``root``: the flwr CLI starts Flower's local SuperLink in simulation mode,
+    detached, and leaves it running for the next run. Its ports are free ones
+    (``FLWR_LOCAL_*_PORT``) so that a test's SuperLink is its own, and it is started
+    with runtime dependency installation off, as docs/deployment.md says to start it."""
+
+    root: Path
+    http_port: int = field(default_factory=free_port)
+    control_port: int = field(default_factory=free_port)
+
+    @property
+    def runs_root(self) -> Path:
+        return self.root / "results"
+
+    def env(self) -> dict[str, str]:
+        return machine_env(
+            self.root / "user",
+            FEDSPARSE_RUNS_ROOT=str(self.runs_root),
+            FLWR_LOCAL_SUPERLINK_HTTP_API_PORT=str(self.http_port),
+            FLWR_LOCAL_CONTROL_API_PORT=str(self.control_port),
+            FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
+        )
+
+    def flwr(self, app: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """The flwr CLI, run in the app's folder (``flwr run .``)."""
+        return subprocess.run(
+            [str(BIN / "flwr"), *args],
+            cwd=app,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def wait_finished(self, app: Path, run_id: int, timeout: float) -> dict[str, object]:
+        """The run as ``flwr ls --run-id`` shows it once its status is ``finished:*``, bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.flwr(app, "ls", "--run-id", str(run_id), "--format", "json")
+            assert result.returncode == 0, result.stdout + result.stderr
+            run = dict(json.loads(result.stdout)["runs"][0])
+            if str(run["status"]).startswith("finished"):
+                return run
+            assert time.monotonic() < deadline, f"run {run_id} did not finish in {timeout:.0f} s: {run}"
+            time.sleep(1.0)
+
+    def superlinks(self) -> list[psutil.Process]:
+        """The local SuperLink the CLI started (found by its port), with its descendants."""
+        port = str(self.http_port)
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            line = process.info["cmdline"] or []
+            if any(part.endswith("flower-superlink") for part in line) and port in line:
+                with suppress(psutil.NoSuchProcess):
+                    found += [process, *process.children(recursive=True)]
+        return _living(found)
+
+    def close(self) -> list[psutil.Process]:
+        """Stop the local SuperLink and everything under it (SuperExec, the simulation,
+        Ray); the processes still alive after SIGTERM and SIGKILL (none, normally)."""
+        survivors = _signal_and_wait(self.superlinks(), "terminate", GRACE_SECONDS)
+        return _signal_and_wait(survivors, "kill", GRACE_SECONDS)
