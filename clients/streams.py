@@ -9,7 +9,7 @@ that task's head.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -21,6 +21,14 @@ from fedsparse.decompose import DecomposedNet
 from fedsparse.models.multihead import MultiHeadNet
 from fedsparse.models.size import stored_bytes
 from fedsparse.training import Stats, evaluate, fit
+
+
+class TaskAccuracies(NamedTuple):
+    """A client's accuracy on each task of its stream so far, in stream order: on the
+    tasks' test splits, and on their validation splits (empty without one)."""
+
+    test: list[float]
+    val: list[float]
 
 
 class ClientStream:
@@ -74,28 +82,33 @@ class ClientStream:
         heads = [t for name, t in model.heads_state().items() if name.startswith(tuple(seen))]
         return [*model.body_state().values(), *heads]
 
-    def task_accuracies(self, model: MultiHeadNet | DecomposedNet) -> list[float]:
-        """Accuracy on each task of the stream so far (this one included), with its head."""
-        accuracies = []
+    def task_accuracies(self, model: MultiHeadNet | DecomposedNet) -> TaskAccuracies:
+        """Accuracy on each task of the stream so far (this one included), with its head,
+        on its test split and, where tasks hold a validation split out, on that."""
+        test, val = [], []
         for stage in range(self.stage + 1):
             seen = self.data.task(self.job.client, stage)
             model.select(seen.spec.pool_id)
-            accuracies.append(evaluate(model, seen.test, self.job.device).accuracy)
-        return accuracies
+            test.append(evaluate(model, seen.test, self.job.device).accuracy)
+            if len(seen.val):
+                val.append(evaluate(model, seen.val, self.job.device).accuracy)
+        return TaskAccuracies(test, val)
 
     def metrics(
         self,
         stats: Stats,
-        accuracies: list[float],
+        accuracies: TaskAccuracies,
         serving: Iterable[torch.Tensor],
         training_only: Iterable[torch.Tensor] = (),
     ) -> dict[str, Any]:
-        """A task-stream reply's metrics: training, the accuracy on every task so far,
-        and the bytes the client keeps: ``serving``, every tensor it needs to serve its
-        tasks, and with ``training_only`` (what only further training needs) its state."""
+        """A task-stream reply's metrics: training, the accuracy on every task so far
+        (test, and validation where there is a split), and the bytes the client keeps:
+        ``serving``, every tensor it needs to serve its tasks, and with ``training_only``
+        (what only further training needs) its state."""
         served = stored_bytes(serving)
         extra = {
-            protocol.TASK_ACCURACY: accuracies,
+            protocol.TASK_ACCURACY: accuracies.test,
+            **({protocol.TASK_VAL_ACCURACY: accuracies.val} if accuracies.val else {}),
             protocol.MODEL_SIZE: served,
             protocol.STATE_SIZE: served + stored_bytes(training_only),
         }

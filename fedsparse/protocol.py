@@ -65,13 +65,14 @@ TRAIN_ACCURACY = "train_accuracy"
 VAL_LOSS = "val_loss"
 VAL_ACCURACY = "val_accuracy"
 TASK_ACCURACY = "task-accuracy"  # continual learning: accuracy on each task seen so far, in stream order
+TASK_VAL_ACCURACY = "task-val-accuracy"  # the same on each task's validation split (data.tasks.val_fraction > 0)
 MODEL_SIZE = "model-size-bytes"  # continual learning: what the client stores to serve all its tasks
 STATE_SIZE = "state-size-bytes"  # … and with what only further training needs (past weights, EWC's)
 TRAIN_SECONDS = "train-seconds"  # the wall-clock seconds a client spent on the training message, measured there
 PERSONAL_ACCURACY = "personal_accuracy"  # Ditto: a client's personal model on its own held-out split
 PERSONAL_LOSS = "personal_loss"
 # facts about one client, not quantities to average over clients
-PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY, MODEL_SIZE, STATE_SIZE, TRAIN_SECONDS)
+PER_CLIENT_METRICS = (BITWIDTH, TASK_ACCURACY, TASK_VAL_ACCURACY, MODEL_SIZE, STATE_SIZE, TRAIN_SECONDS)
 
 # ---------------------------------------------------------------- identity query (client → server)
 CLIENT_ID = "client-id"

@@ -52,6 +52,7 @@ def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> 
         for row in rows:
             mean = sum(sum(a) / len(a) for a in row["task_accuracy"].values()) / len(row["task_accuracy"])
             assert row["avg_task_accuracy"] == pytest.approx(mean)
+            assert 0.0 <= row["val_accuracy"] <= 1.0  # the tasks' validation splits (val_fraction 0.1)
             assert row["bytes_up"] == sum(c["bytes_up"] for c in row["clients"])
     assert results["local"][1]["bytes_up_total"] == results["local"][1]["bytes_down_total"] == 0
     assert results["fedprox"][1]["bytes_up_total"] == results["fedavg"][1]["bytes_up_total"] > 0
@@ -85,6 +86,11 @@ def test_continual_rows_summary_and_bytes_for_every_strategy(tmp_path: Path) -> 
     # at a task's last round the clients add their A; at the next task's first, the knowledge comes down
     assert weit_rows[1]["bytes_up"] > weit_rows[0]["bytes_up"] == weit_rows[2]["bytes_up"]
     assert weit_rows[2]["bytes_down"] > 2 * weit_rows[3]["bytes_down"]
+
+
+def test_without_task_validation_splits_rows_have_no_validation_accuracy(tmp_path: Path) -> None:
+    rows, _ = run(tmp_path, "local", "data.tasks.val_fraction=0", "federation.lr_plateau=null")
+    assert all("val_accuracy" not in row for row in rows)
 
 
 def _problems(*overrides: str) -> list[str]:

@@ -97,7 +97,9 @@ SIZE_KEYS = {protocol.MODEL_SIZE: "model_size_bytes", protocol.STATE_SIZE: "stat
 
 class TaskMetrics(Callback):
     """Task streams: the stream position, average task accuracy and forgetting from the
-    accuracies the training clients reported (:mod:`fedsparse.continual_metrics`), and
+    accuracies the training clients reported (:mod:`fedsparse.continual_metrics`),
+    ``val_accuracy`` (where tasks hold a validation split out: the mean over the round's
+    training clients of their mean accuracy over their tasks' validation splits), and
     ``model_size_bytes`` / ``state_size_bytes``, the mean over them of what each keeps
     to serve all its tasks / in all (with what only further training needs)."""
 
@@ -116,11 +118,15 @@ class TaskMetrics(Callback):
             return
         client_of = self.loop.directory.client_of
         reports: dict[int, list[float]] = {}
+        validation: list[float] = []  # each reporting client's mean over its tasks' validation splits
         sizes: dict[str, list[float]] = {SIZE_KEYS[key]: [] for key in SIZE_KEYS}
         for reply in result.outcome.accepted:
             metrics = protocol.metrics_of(reply.content)
             assert metrics is not None, "task-stream replies are screened for their metrics"
             reports[client_of(reply.metadata.src_node_id)] = list(metrics[protocol.TASK_ACCURACY])  # type: ignore[arg-type]
+            val = list(metrics.get(protocol.TASK_VAL_ACCURACY, []))  # type: ignore[arg-type]
+            if val:
+                validation.append(sum(val) / len(val))
             for key, name in SIZE_KEYS.items():
                 if key in metrics:
                     sizes[name].append(float(metrics[key]))  # type: ignore[arg-type]
@@ -134,6 +140,7 @@ class TaskMetrics(Callback):
                 "task": streams.stage_of_round(result.server_round) + 1,
                 **summary,
                 "accuracy": summary["avg_task_accuracy"],
+                **({protocol.VAL_ACCURACY: sum(validation) / len(validation)} if validation else {}),
                 "task_accuracy": {str(client): accuracies for client, accuracies in sorted(reports.items())},
             }
         )

@@ -35,7 +35,7 @@ class FinalMetrics(Callback):
         summary.update({f"final_{key}": value for key, value in self.final.items() if key.startswith("client_")})
         if protocol.VAL_ACCURACY in self.final:
             summary["final_val_accuracy"] = self.final[protocol.VAL_ACCURACY]
-            summary["final_val_loss"] = self.final[protocol.VAL_LOSS]
+            summary["final_val_loss"] = self.final.get(protocol.VAL_LOSS)  # task streams report accuracy only
 
     def checkpoint_values(self) -> Any:
         return self.final
