@@ -51,6 +51,9 @@ class StrategySpec:
     # continual learning (data.tasks): whether the strategy runs on task streams, and whether only there
     supports_tasks: bool = False
     requires_tasks: bool = False
+    # whether a stock Flower ClientApp can be its client (engine.client_app): it sends every
+    # client the whole float model and needs no client learner, only a trained model back
+    stock_clients: bool = False
     # one line for `fedsparse list` (default: the registering module's docstring's first line)
     summary: str = ""
 

@@ -12,6 +12,7 @@ import copy
 import importlib.util
 import inspect
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -128,6 +129,24 @@ class EngineConfig(Strict):
     )
     ray_address: str | None = Field(None, description="attach to this Ray cluster (backend ray or flower-ray)")
     client_resources: ClientResources = ClientResources()
+    client_app: str | None = Field(
+        None,
+        description="a Flower ClientApp of your own, 'package.module:attribute' (importable from the "
+        "working folder), run on the simulated nodes instead of fedsparse's (inline and ray engines); "
+        "float32, under strategies whose clients train the model they receive (fedavg, fedavg_momentum, Flower's)",
+    )
+    client_run_config: dict[str, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="the run config engine.client_app reads (Context.run_config), as "
+        "[tool.flwr.app.config] gives it under flwr run",
+    )
+
+    @field_validator("client_app")
+    @classmethod
+    def _object_reference(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f"expected 'package.module:attribute', got {value!r}")
+        return value
 
 
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]  # each is also its package's module and its extra
@@ -460,12 +479,39 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
     problems += _model_problems(cfg, info.input_shape, info.num_classes)
 
     problems += _engine_problems(cfg)
+    problems += _client_app_problems(cfg)
     resources = cfg.engine.client_resources
     if resources.num_gpus > 0 and cfg.engine.ray_address is None and not _cuda_available():
         problems.append(
             "engine.client_resources.num_gpus: GPU shares asked for, but this machine "
             "has no CUDA GPU (Ray would wait forever); set it to 0"
         )
+    return problems
+
+
+def _client_app_problems(cfg: ExperimentConfig) -> list[str]:
+    """A ClientApp of one's own (``engine.client_app``) against what only fedsparse's
+    clients do: low-bit formats, client learners (sub-models, stateful ones), task streams."""
+    engine = cfg.engine
+    if engine.client_app is None:
+        return ["engine.client_run_config: set only with engine.client_app"] if engine.client_run_config else []
+    from fedsparse.engine import load_client_app
+
+    try:
+        load_client_app(engine.client_app)
+    except ValueError as error:
+        return [f"engine.client_app: {error}"]
+    own = "a ClientApp of your own (engine.client_app)"
+    problems = []
+    if not STRATEGIES.get(cfg.strategy.name).stock_clients:
+        stock = sorted(name for name in STRATEGIES.names() if STRATEGIES.get(name).stock_clients)
+        problems.append(f"strategy.name: {cfg.strategy.name!r} needs fedsparse's clients; {own} runs {stock}")
+    if any(profile.bitwidth != 32 for profile in cfg.federation.profiles):
+        problems.append(f"federation.profiles: {own} trains at float32; set every bitwidth to 32")
+    if cfg.data.tasks is not None:
+        problems.append(f"data.tasks: task streams need fedsparse's clients, not {own}")
+    if engine.backend == "flower-ray":
+        problems.append(f"engine.backend: {own} runs on inline or ray (Flower's engine gives no run config)")
     return problems
 
 

@@ -11,6 +11,8 @@ Every engine runs the very same apps; ``engine.backend`` only picks how messages
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 from flwr.app import Context, Message
@@ -32,7 +34,30 @@ def ray_backend_config(cfg: ExperimentConfig) -> dict:
     }
 
 
-def _fedsparse_client_app() -> ClientApp:
+def load_client_app(reference: str) -> ClientApp:
+    """The ClientApp at ``reference`` (``package.module:attribute``), imported with the
+    working folder on ``sys.path`` (as ``python -m`` has it, and as Ray's workers inherit
+    it); ``ValueError`` in one line if it cannot be imported or is no ClientApp."""
+    module_name, _, attribute = reference.partition(":")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name!r} ({error})") from None
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no {attribute!r}") from None
+    if not isinstance(found, ClientApp):
+        raise ValueError(f"{reference!r} is a {type(found).__name__}, not a flwr.clientapp.ClientApp")
+    return found
+
+
+def configured_client_app(cfg: ExperimentConfig) -> ClientApp:
+    """``engine.client_app`` when the config names one, else fedsparse's own ClientApp."""
+    if cfg.engine.client_app is not None:
+        return load_client_app(cfg.engine.client_app)
     from fedsparse.clients.app import app
 
     return app
@@ -52,7 +77,7 @@ def run_engine(
     holds every node's Context (a cluster needs no shared disk); on Flower's engine the
     ClientApp saves it where its actor runs (a cluster needs the folder shared).
     """
-    app = client_app or _fedsparse_client_app()
+    app = client_app or configured_client_app(cfg)
     if cfg.engine.backend == "inline":
         run_inline(cfg, server_app, app, client_state_root)
     elif cfg.engine.backend == "ray":
@@ -84,6 +109,7 @@ def run_inline(
     from fedsparse.inline import InlineGrid, client_threads
 
     run = new_run()
+    run.override_config = dict(cfg.engine.client_run_config)  # every node's Context.run_config
     threads = client_threads(cfg.engine.client_resources.num_cpus)
     serve_on(
         InlineGrid(client_app, cfg.federation.num_clients, run, threads=threads, state_root=client_state_root),
@@ -107,6 +133,7 @@ def run_on_ray(
     ray.init(**ray_init_args(cfg.engine.ray_address))
     try:
         run = new_run()
+        run.override_config = dict(cfg.engine.client_run_config)  # every node's Context.run_config
         task = ClientTask.from_experiment(cfg)
         grid = RayGrid(
             client_app, task, cfg.federation.num_clients, run, cfg.engine.client_resources, state_root=client_state_root

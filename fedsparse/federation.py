@@ -33,6 +33,9 @@ class Federation:
         server does not know (it bounds their replies' weight otherwise: :meth:`example_bound`)."""
         self.cfg = cfg
         self.deployed = deployed
+        # clients with data of their own, which the server does not know: real devices,
+        # and a ClientApp of the user's (engine.client_app), which loads its own data
+        self.own_data = deployed or cfg.engine.client_app is not None
         self._largest_train_size: dict[int, int] = {}  # by task-stream stage (0 without streams)
         self.task = ClientTask.from_experiment(cfg)
         self.device = pick_device(self.task.use_gpu)
@@ -92,7 +95,8 @@ class Federation:
         none for an id outside the federation.
 
         Simulated, the client's training set (its partition, or its current task's share).
-        Deployed, a device's data is its own: the ``num-examples`` it declared at
+        Deployed, or under a ClientApp of the user's (``engine.client_app``), a client's
+        data is its own: the ``num-examples`` it declared at
         discovery, else ``federation.max_num_examples``, else twice the largest training
         set the config gives any client (so a forged 10^12 is still rejected, and one
         device of a k-device round carries at most 2/(k+1) of the weight when the others
@@ -101,7 +105,7 @@ class Federation:
         fed = self.cfg.federation
         if not 0 <= client < fed.num_clients:
             return None
-        if not self.deployed:
+        if not self.own_data:
             return ExampleBound(self.train_size(client, server_round), "training samples this client holds")
         if client in directory.declared_examples:
             return ExampleBound(directory.declared_examples[client], "examples its node config declares")

@@ -50,6 +50,7 @@ from fedsparse.compat import (
     Run,
     client_app_error,
     clone,
+    lacks_query_handler,
     random_id,
     set_message_id,
     validate_message,
@@ -100,11 +101,13 @@ class InlineGrid(Grid):
         self._threads = threads
         self._pending: dict[str, Message] = {}
         self._state_root = state_root
-        self._partition_of: dict[int, int] = {}  # node id -> partition id, in partition order
-        while len(self._partition_of) < num_nodes:
-            node_id = random_id(NODE_ID_NUM_BYTES)
-            if node_id not in self._partition_of:
-                self._partition_of[node_id] = len(self._partition_of)
+        # node id -> partition id, in partition order; the random ids ascend with the
+        # partitions, so nodes that cannot say who they are (a stock ClientApp has no query
+        # handler) are served as the client ids of their partitions (fedsparse.nodes._adopt)
+        node_ids: set[int] = set()
+        while len(node_ids) < num_nodes:
+            node_ids.add(random_id(NODE_ID_NUM_BYTES))
+        self._partition_of = {node_id: partition for partition, node_id in enumerate(sorted(node_ids))}
         self._contexts: dict[int, Context] = {}  # a node's Context, from its first successful call
 
     # --- run and nodes
@@ -243,6 +246,8 @@ def call_client_app(app: ClientApp, message: Message, context: Context, threads:
         with isolated_client(threads):
             reply = app(message, context)
     except Exception as ex:  # a client's fault becomes its error reply, as on Ray
+        if lacks_query_handler(str(ex)):  # a stock ClientApp asked who it is: expected, no traceback
+            return client_app_error(ex, message), None
         log.error("ClientApp of node %s raised: %s\n%s", message.metadata.dst_node_id, ex, traceback.format_exc())
         return client_app_error(ex, message), None
     return reply, context

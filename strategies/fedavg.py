@@ -52,5 +52,6 @@ STRATEGIES.add(
         lambda params, ctx: FedAvg(ctx, params),
         problems=lambda params, cfg: params.problems("fedavg", cfg),
         supports_tasks=True,
+        stock_clients=True,
     ),
 )

@@ -60,5 +60,5 @@ class FedAvgMomentum(Strategy):
 
 STRATEGIES.add(
     "fedavg_momentum",
-    StrategySpec(FedAvgMomentumParams, lambda params, ctx: FedAvgMomentum(params, ctx)),
+    StrategySpec(FedAvgMomentumParams, lambda params, ctx: FedAvgMomentum(params, ctx), stock_clients=True),
 )

@@ -169,7 +169,9 @@ def _register(name: str, cls: type[flower.FedAvg]) -> None:
     summary = (inspect.getdoc(cls) or "").splitlines()[0]
     STRATEGIES.add(
         name,
-        StrategySpec(params_schema(cls), lambda params, ctx: build(cls, params, ctx), summary=summary),
+        StrategySpec(
+            params_schema(cls), lambda params, ctx: build(cls, params, ctx), summary=summary, stock_clients=True
+        ),
     )
 
 
