@@ -286,6 +286,25 @@ class Federation:
         self.processes.append(process)
         return process
 
+    def restart_supernode(self, name: str, node_config: str, key: Path, timeout: float = 150.0) -> Process:
+        """``name``'s SuperNode started again on its machine with its key, once it can be:
+        the SuperLink refuses to activate a node it still counts online, as a SIGKILLed
+        node stays until its heartbeat lapses (flwr 1.41: 2 x 30 s after the last one), so
+        an attempt that exits refused is followed by another, until one has its node id."""
+        machine, deadline = self.root / name, time.monotonic() + timeout
+        for attempt in range(1, 1000):
+            args = self.supernode_args(node_config, key)
+            process = start(f"{name}-restart{attempt}", args, machine_env(machine), machine, self.root)
+            self.processes.append(process)
+            try:
+                process.wait_for("SuperNode ID:", timeout=max(deadline - time.monotonic(), 1.0))
+                return process
+            except RuntimeError:  # refused: the node is still online at the SuperLink
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2.0)
+        raise AssertionError("unreachable")
+
     def start_supernodes(self, node_configs: dict[str, str], keys: dict[str, Path] | None = None) -> list[Process]:
         """SuperNodes started side by side, once each has its node id from the SuperLink."""
         nodes = [self.start_supernode(name, config, (keys or {}).get(name)) for name, config in node_configs.items()]
