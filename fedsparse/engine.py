@@ -148,12 +148,12 @@ def run_on_ray(
 
 def with_state_dirs(client_app: ClientApp, root: Path) -> ClientApp:
     """``client_app`` on nodes whose node config names ``root/client-<partition id>`` as
-    their ``state-dir`` (Flower's simulation gives its nodes only their partition)."""
+    their run's state folder (Flower's simulation gives its nodes only their partition)."""
     wrapper = ClientApp()
 
     def call(message: Message, context: Context) -> Message:
         partition = context.node_config[protocol.PARTITION_ID]
-        context.node_config[protocol.STATE_DIR] = str(root / f"client-{partition}")
+        context.node_config[protocol.RUN_STATE_DIR] = str(root / f"client-{partition}")
         return client_app(message, context)
 
     for register in (wrapper.train, wrapper.evaluate, wrapper.query):

@@ -7,6 +7,7 @@ nothing while the server carries on. So after every round a node trains, its sta
 saved to ``<state dir>/round-<r>.safetensors`` (the checkpoint format: safetensors and
 JSON, no pickle); a node whose state is empty writes nothing, and a node never sampled
 costs nothing. Who saves: a deployed SuperNode itself (``state-dir`` in its node config,
+one folder per run beneath it,
 :func:`fedsparse.clients.app.train_job`); in simulation the engine, which holds every
 node's Context (:class:`fedsparse.inline.InlineGrid`).
 
@@ -38,8 +39,15 @@ _NAME = re.compile(r"round-(\d+)\.safetensors")
 
 
 def state_dir_of(context: Context) -> Path | None:
-    path = context.node_config.get(protocol.STATE_DIR)
-    return Path(str(path)) if path else None
+    """Where this node keeps this run's state: the folder a simulation engine names
+    (``run-state-dir``, as is: a resumed simulation is a new Flower run of the same
+    experiment), else ``<state-dir>/run-<run id>`` on a deployed node, so runs it serves
+    one after another never read or prune each other's files; None: nowhere."""
+    exact = context.node_config.get(protocol.RUN_STATE_DIR)
+    if exact:
+        return Path(str(exact))
+    root = context.node_config.get(protocol.STATE_DIR)
+    return Path(str(root)) / f"run-{context.run_id}" if root else None
 
 
 def holds_state(context: Context) -> bool:

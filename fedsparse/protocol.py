@@ -85,7 +85,8 @@ PARTITION_ID = "partition-id"  # Flower's key: the client id
 # NUM_EXAMPLES: the training examples a device that brings its own data holds (declared
 # at discovery, the bound on its replies' num-examples)
 DATA_PATH = "data-path"  # a device's own copy of the dataset
-STATE_DIR = "state-dir"  # where a node keeps its state on disk between rounds
+STATE_DIR = "state-dir"  # where a deployed node keeps its state on disk, one folder per run beneath it
+RUN_STATE_DIR = "run-state-dir"  # set by a simulation engine: this run's own state folder for the node, as is
 THROTTLE = "throttle"  # emulate a device this fraction as fast as the machine (0 < throttle <= 1)
 
 # ---------------------------------------------------------------- run config (flwr run)

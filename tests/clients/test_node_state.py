@@ -9,14 +9,14 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
 from fedsparse.node_state import restore_node_state, save_node_state, state_dir_of
-from fedsparse.protocol import STATE_DIR
+from fedsparse.protocol import RUN_STATE_DIR, STATE_DIR
 
 
-def _context(state_dir: Path | None = None) -> Context:
-    node_config = {"partition-id": 0, "num-partitions": 1}
+def _context(state_dir: Path | None = None, run_id: int = 1, key: str = RUN_STATE_DIR) -> Context:
+    node_config: dict[str, bool | float | int | str] = {"partition-id": 0, "num-partitions": 1}
     if state_dir is not None:
-        node_config[STATE_DIR] = str(state_dir)
-    return Context(run_id=1, node_id=5, node_config=node_config, state=RecordDict(), run_config={})
+        node_config[key] = str(state_dir)
+    return Context(run_id=run_id, node_id=5, node_config=node_config, state=RecordDict(), run_config={})
 
 
 def _remember(context: Context, value: float) -> None:
@@ -85,3 +85,22 @@ def test_a_node_ahead_of_the_server_goes_back_to_the_round_the_server_resumes(tm
 def test_an_empty_state_writes_nothing(tmp_path: Path) -> None:
     save_node_state(_context(tmp_path), tmp_path / "node", 1)
     assert not (tmp_path / "node").exists()
+
+
+def test_a_deployed_node_keeps_each_run_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    """Runs one after another on one SuperNode: the later one, at lower rounds, neither
+    restores nor prunes the earlier one's files."""
+    first, second = _context(tmp_path, run_id=7, key=STATE_DIR), _context(tmp_path, run_id=8, key=STATE_DIR)
+    assert state_dir_of(first) == tmp_path / "run-7" != state_dir_of(second)
+    for server_round in (5, 6):
+        _remember(first, float(server_round))
+        save_node_state(first, state_dir_of(first), server_round)  # type: ignore[arg-type]
+    _remember(second, 1.0)
+    save_node_state(second, state_dir_of(second), 1)  # type: ignore[arg-type]
+    assert sorted(p.name for p in (tmp_path / "run-7").iterdir()) == [
+        "round-000005.safetensors",
+        "round-000006.safetensors",
+    ]
+    later = _context(tmp_path, run_id=8, key=STATE_DIR)
+    restore_node_state(later, state_dir_of(later), server_round=2)  # type: ignore[arg-type]
+    assert _remembered(later) == 1.0
