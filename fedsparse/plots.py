@@ -76,6 +76,7 @@ COMPARISON_PANELS = {
     "test_vs_round": ("round", "test accuracy"),
     "val_vs_round": ("round", "validation accuracy"),
     "test_vs_mb": ("cumulative MB moved (up + down)", "test accuracy"),
+    "test_vs_sim_seconds": ("simulated seconds (device clock)", "test accuracy"),
 }
 
 

@@ -55,3 +55,7 @@ def test_comparison_figure_has_a_panel_per_curve_present() -> None:
         "round",
         "cumulative MB moved (up + down)",
     ]
+    with_clock = {"a": {"test_vs_round": band, "test_vs_mb": band, "test_vs_sim_seconds": band}}
+    axes = comparison_figure(with_clock, target=0.6).axes
+    assert [ax.get_xlabel() for ax in axes][-1] == "simulated seconds (device clock)"
+    assert axes[-1].get_ylabel() == "test accuracy" and len(axes[-1].lines) == 2  # the curve and the target

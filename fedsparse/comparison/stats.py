@@ -375,31 +375,37 @@ class Band:
     high: list[float]
 
 
-CURVES = ("test_vs_round", "val_vs_round", "test_vs_mb")
+CURVES = ("test_vs_round", "val_vs_round", "test_vs_mb", "test_vs_sim_seconds")
+SIM_CLOCK = "sim_seconds_total"  # a row's simulated seconds through its round (the device clock)
 
 
-def _points(rows: Sequence[dict[str, Any]], key: str) -> dict[int, tuple[float, float]]:
-    """Round → (cumulative MB through it, ``key``'s value) for every row with a value."""
+def _points(rows: Sequence[dict[str, Any]], key: str) -> dict[int, tuple[float, float, float | None]]:
+    """Round → (cumulative MB through it, ``key``'s value, simulated seconds through it or
+    ``None`` where the row has no simulation clock) for every row with a value."""
     cumulative, points = 0, {}
     for row in rows:
         cumulative += row["bytes_up"] + row["bytes_down"]
         if row.get(key) is not None:
-            points[row["round"]] = (megabytes(cumulative), row[key])
+            points[row["round"]] = (megabytes(cumulative), row[key], row.get(SIM_CLOCK))
     return points
 
 
-def _band(per_seed: list[dict[int, tuple[float, float]]], against_mb: bool) -> Band | None:
-    """The band at the rounds every seed has (seeds aligned by round; against MB, the
-    seeds' mean cumulative MB at that round); None when there is no such round."""
+def _band(per_seed: list[dict[int, tuple[float, float, float | None]]], against: str = "round") -> Band | None:
+    """The band at the rounds every seed has (seeds aligned by round); its x: the round,
+    or (``against`` "mb", "sim_seconds") the seeds' mean cumulative MB or simulated
+    seconds at that round. None when there is no such round, or against simulated seconds
+    when a seed's rows carry no simulation clock or it never ticked."""
     rounds = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
-    if not rounds:
+    clocks = [p[r][2] for p in per_seed for r in rounds]
+    if not rounds or (against == "sim_seconds" and (None in clocks or not any(clocks))):
         return None
     band = Band([], [], [], [])
     for r in rounds:
         values = [p[r][1] for p in per_seed]
         mean = statistics.fmean(values)
         low, high = mean_std(values).ci() or (mean, mean)
-        band.x.append(statistics.fmean(p[r][0] for p in per_seed) if against_mb else float(r))
+        column = {"mb": 0, "sim_seconds": 2}.get(against)
+        band.x.append(float(r) if column is None else statistics.fmean(float(p[r][column] or 0) for p in per_seed))
         band.mean.append(mean)
         band.low.append(low)
         band.high.append(high)
@@ -408,14 +414,16 @@ def _band(per_seed: list[dict[int, tuple[float, float]]], against_mb: bool) -> B
 
 def learning_curves(results: Sequence[SeedResult]) -> dict[str, dict[str, Band]]:
     """Per strategy, its :data:`CURVES` that have points: test accuracy against round,
-    validation accuracy against round, test accuracy against cumulative MB moved."""
+    validation accuracy against round, test accuracy against cumulative MB moved and
+    against simulated seconds (only where the rows carry a simulation clock that ticked)."""
     curves = {}
     for strategy, runs in _by_strategy(results).items():
         test = [_points(r.rows, "accuracy") for r in runs]
         bands = {
-            "test_vs_round": _band(test, against_mb=False),
-            "val_vs_round": _band([_points(r.rows, protocol.VAL_ACCURACY) for r in runs], against_mb=False),
-            "test_vs_mb": _band(test, against_mb=True),
+            "test_vs_round": _band(test),
+            "val_vs_round": _band([_points(r.rows, protocol.VAL_ACCURACY) for r in runs]),
+            "test_vs_mb": _band(test, against="mb"),
+            "test_vs_sim_seconds": _band(test, against="sim_seconds"),
         }
         curves[strategy] = {name: band for name, band in bands.items() if band is not None}
     return curves

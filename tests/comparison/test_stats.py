@@ -234,3 +234,19 @@ def test_csv_has_one_column_per_statistic_of_every_metric() -> None:
         scipy_stats.ttest_rel([0.45, 0.47, 0.44], [0.85, 0.86, 0.84]).pvalue, abs=1e-6
     )
     assert never["accuracy_at_best_val_mean"] == ""  # no validation set
+
+
+def test_learning_curves_plot_accuracy_against_simulated_seconds_where_rows_have_a_clock() -> None:
+    from fedsparse.comparison import learning_curves
+
+    results = _results({"fedavg": CURVES["fedavg"]})
+    for result, scale in zip(results, (1.0, 2.0, 3.0), strict=True):
+        for row in result.rows:
+            row["sim_seconds_total"] *= scale  # seed s's clock runs s + 1 times as slow
+    band = learning_curves(results)["fedavg"]["test_vs_sim_seconds"]
+    assert band.x == [2.0, 4.0, 6.0]  # the seeds' mean seconds at rounds 1, 2, 3
+    assert band.mean == learning_curves(results)["fedavg"]["test_vs_round"].mean
+    for result in results:
+        for row in result.rows:
+            del row["sim_seconds_total"]  # rows of a run without a simulation clock
+    assert set(learning_curves(results)["fedavg"]) == {"test_vs_round", "test_vs_mb"}
