@@ -4,6 +4,9 @@ Every module in ``strategies/`` (the package ``fedsparse.strategies``) is import
 before the first lookup and registers its algorithms here, so a new strategy is one
 file there. The parameter schema is what ``strategy.<name>`` in the YAML is validated
 against; the builder gets those validated parameters plus the server-side context.
+
+Importing this module loads neither torch nor Flower (``fedsparse validate`` reports a
+typo without them); the first lookup in :data:`STRATEGIES` does.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from torch import nn
 
-from fedsparse.prune import channel_layout
 from fedsparse.registry import Registry
-from fedsparse.strategy import Strategy, StrategyContext
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from fedsparse.config import ExperimentConfig
+    from fedsparse.strategy import Strategy, StrategyContext
 
 
 def _no_problems(params: Any, cfg: ExperimentConfig) -> list[str]:
@@ -33,6 +36,8 @@ def _any_model(model: nn.Module) -> list[str]:
 
 def prunes_model(model: nn.Module) -> list[str]:
     """Sub-model strategies need a model whose channel wiring structured pruning reads."""
+    from fedsparse.prune import channel_layout
+
     try:
         channel_layout(model)
     except ValueError as error:

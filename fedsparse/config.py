@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, InitErrorDetails
 
 from fedsparse.catalog import STRATEGIES
 from fedsparse.data.sources import DATASETS
 from fedsparse.plugins import PluginError, import_plugins
 from fedsparse.registry import did_you_mean
-from fedsparse.sections import DataConfig, ModelConfig, Strict, TrainingConfig
+from fedsparse.sections import QUICK, DataConfig, ModelConfig, Strict, TrainingConfig, quick
 from fedsparse.tuning.space import KnobSpec
 
 
@@ -217,9 +225,9 @@ class StrategyConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _blocks(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw  # pydantic reports the type error
+    def _blocks(cls, raw: Any, info: ValidationInfo) -> Any:
+        if not isinstance(raw, dict) or quick(info):
+            return raw  # pydantic reports a type error; the quick check leaves the blocks to the full one
         blocks: dict[str, Any] = {"name": raw.get("name", "fedavg")}
         errors: list[InitErrorDetails] = [
             {"type": "extra_forbidden", "loc": (key,), "input": raw[key]}
@@ -237,8 +245,8 @@ class StrategyConfig(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _registered(cls, name: str) -> str:
-        return STRATEGIES.validate_name(name)
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        return name if quick(info) else STRATEGIES.validate_name(name)
 
 
 def relocated(detail: ErrorDetails, *prefix: str | int) -> InitErrorDetails:
@@ -270,8 +278,8 @@ class CompareConfig(Strict):
 
     @field_validator("strategies")
     @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
-        for name in value:
+    def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for name in [] if quick(info) else value:
             STRATEGIES.validate_name(name)
         return _listed_once(value)
 
@@ -295,8 +303,8 @@ class TuneConfig(Strict):
 
     @field_validator("strategies")
     @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
-        for name in value:
+    def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for name in [] if quick(info) else value:
             STRATEGIES.validate_name(name)
         return _listed_once(value)
 
@@ -441,8 +449,9 @@ def _engine_problems(cfg: ExperimentConfig) -> list[str]:
     return problems
 
 
-def semantic_problems(cfg: ExperimentConfig) -> list[str]:
-    """Checks that need more than one field, the file system or the machine."""
+def federation_problems(cfg: ExperimentConfig) -> list[str]:
+    """The cross-field checks of the federation's counts and shares (torch-free: the quick
+    first check makes them too)."""
     problems: list[str] = []
     fed = cfg.federation
     if fed.clients_per_round > fed.num_clients:
@@ -454,7 +463,13 @@ def semantic_problems(cfg: ExperimentConfig) -> list[str]:
         problems.append(f"federation.profiles: shares must sum to 1 (they sum to {share_sum:g})")
     if not fed.evaluate_test and not cfg.data.validation and cfg.data.tasks is None:
         problems.append("federation.evaluate_test: false leaves nothing to evaluate; set data.validation > 0")
+    return problems
 
+
+def semantic_problems(cfg: ExperimentConfig) -> list[str]:
+    """Checks that need more than one field, the file system or the machine."""
+    problems = federation_problems(cfg)
+    fed = cfg.federation
     problems += STRATEGIES.get(cfg.strategy.name).problems(cfg.strategy_params(), cfg)
 
     info = DATASETS.get(cfg.data.dataset).info
@@ -648,10 +663,29 @@ def import_config_plugins(raw: dict[str, Any]) -> None:
         raise ConfigError(error.problems) from None
 
 
-def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+def quick_problems(raw: dict[str, Any]) -> list[str]:
+    """The faults of ``raw`` that show without torch, in a fraction of a second: those of
+    every field but the strategy blocks (and the strategy and model names, which need the
+    registries that load torch), and the cross-field checks among them
+    (:func:`federation_problems`). ``[]`` does not mean valid: :func:`validate_config` checks the rest."""
+    try:
+        cfg = ExperimentConfig.model_validate(raw, context={QUICK: True})
+    except ValidationError as error:
+        return format_validation_error(error) + _problems_beside(raw, error.errors(), first_pass=True)
+    return federation_problems(cfg)
+
+
+def validate_config(raw: dict[str, Any], quick_first: bool = False) -> ExperimentConfig:
     """The config ``raw`` describes; :class:`ConfigError` listing every fault, those of
-    single fields and those between fields (:func:`semantic_problems`) together."""
+    single fields and those between fields (:func:`semantic_problems`) together.
+
+    ``quick_first`` (the CLI): when :func:`quick_problems` finds faults, they alone are
+    raised, before torch is imported; the faults only the full check finds (a strategy's
+    parameters, model options) then come once those are fixed."""
     import_config_plugins(raw)
+    problems = quick_problems(raw) if quick_first else []
+    if problems:
+        raise ConfigError(problems)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
@@ -687,10 +721,12 @@ def _drop(raw: Any, loc: tuple[Any, ...]) -> None:
 NAME_DEPENDENTS = {"model.name": ("model.",), "strategy.name": ("strategy.",), "data.dataset": ("data.", "model.")}
 
 
-def _problems_beside(raw: dict[str, Any], details: list[ErrorDetails]) -> list[str]:
+def _problems_beside(raw: dict[str, Any], details: list[ErrorDetails], first_pass: bool = False) -> list[str]:
     """The cross-field problems of a config whose schema check failed: checked on a copy
     without the failing fields (defaults in their place), leaving out every line that
-    names a failing field (it would be about the default, not the value given)."""
+    names a failing field (it would be about the default, not the value given).
+    ``first_pass``: the quick first check's schema and cross-field checks (:func:`quick_problems`)."""
+    context, checks = ({QUICK: True}, federation_problems) if first_pass else (None, semantic_problems)
     failed = [_path(detail["loc"]) for detail in details]
     dependent = tuple(prefix for path in failed for prefix in NAME_DEPENDENTS.get(path, ()))
     repaired = copy.deepcopy(raw)
@@ -698,11 +734,11 @@ def _problems_beside(raw: dict[str, Any], details: list[ErrorDetails]) -> list[s
         for detail in details:
             _drop(repaired, tuple(detail["loc"]))
         try:
-            cfg = ExperimentConfig.model_validate(repaired)
+            cfg = ExperimentConfig.model_validate(repaired, context=context)
         except ValidationError as error:
             details = error.errors()
             continue
-        lines = semantic_problems(cfg)
+        lines = checks(cfg)
         return [line for line in lines if not line.startswith(dependent) and not any(p in line for p in failed)]
     return []
 
@@ -715,10 +751,14 @@ def absolute_data_path(raw: dict[str, Any], base: Path) -> None:
 
 
 def load_config(
-    path: str | Path, overrides: list[str] | None = None, plugins: list[str] | None = None
+    path: str | Path,
+    overrides: list[str] | None = None,
+    plugins: list[str] | None = None,
+    quick_first: bool = False,
 ) -> ExperimentConfig:
     """Read, override and validate; raises :class:`ConfigError` listing every fault.
-    ``plugins`` (``--plugin``) are added to the config's own ``plugins`` list.
+    ``plugins`` (``--plugin``) are added to the config's own ``plugins`` list;
+    ``quick_first``: see :func:`validate_config`.
 
     A relative ``data.path`` is resolved against the YAML file's folder (a shipped config
     runs from any working directory); one given with ``--set``, against the working
@@ -728,7 +768,7 @@ def load_config(
     absolute_data_path(raw, Path(path).parent)
     raw = apply_overrides(raw, overrides or [])
     absolute_data_path(raw, Path.cwd())
-    return validate_config(with_plugins(raw, plugins or []))
+    return validate_config(with_plugins(raw, plugins or []), quick_first)
 
 
 def changed_fields(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:

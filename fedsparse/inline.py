@@ -32,7 +32,7 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
@@ -80,6 +80,9 @@ def isolated_client(threads: int) -> Iterator[None]:
         torch.set_num_threads(server_threads)
 
 
+ReplyListener = Callable[[int, int], None]  # (replies so far, messages sent) of one send_and_receive
+
+
 class InlineGrid(Grid):
     """A Grid whose nodes are ClientApp calls in this process, one ``Context`` per node."""
 
@@ -109,6 +112,16 @@ class InlineGrid(Grid):
             node_ids.add(random_id(NODE_ID_NUM_BYTES))
         self._partition_of = {node_id: partition for partition, node_id in enumerate(sorted(node_ids))}
         self._contexts: dict[int, Context] = {}  # a node's Context, from its first successful call
+        self._listener: ReplyListener | None = None
+
+    def report_replies(self, listener: ReplyListener | None) -> None:
+        """Call ``listener(done, sent)`` in :meth:`send_and_receive` as each reply arrives
+        (``done`` of the ``sent`` messages have answered or run out of time); ``None``: stop."""
+        self._listener = listener
+
+    def _replied(self, done: int, sent: int) -> None:
+        if self._listener is not None:
+            self._listener(done, sent)
 
     # --- run and nodes
     @property
@@ -215,13 +228,14 @@ class InlineGrid(Grid):
         ids = list(self.push_messages(messages))
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
-        for message_id in ids:
+        for done, message_id in enumerate(ids, start=1):
             message = self._pending.pop(message_id)
             if time.monotonic() >= deadline:
                 continue  # the round's time is up: no reply, as on Ray
             reply = self._call(message)
             if time.monotonic() < deadline:
                 replies.append(reply)
+            self._replied(done, len(ids))
         return replies
 
     def _call(self, message: Message) -> Message:

@@ -56,6 +56,17 @@ class MeteredGrid(Grid):
         self._count(replies, UP)
         return replies
 
+    def report_replies(self, listener: Callable[[int, int], None] | None) -> bool:
+        """Have the engine's grid call ``listener(done, sent)`` as each reply of a
+        :meth:`send_and_receive` arrives; False where it cannot (fedsparse's inline and Ray
+        grids can, Flower's own grid hands its replies over only all at once)."""
+        from fedsparse.inline import InlineGrid
+
+        if not isinstance(self.inner, InlineGrid):
+            return False
+        self.inner.report_replies(listener)
+        return True
+
     # --- plain delegation
     @property
     def run(self):  # type: ignore[no-untyped-def]

@@ -161,7 +161,8 @@ class RayGrid(InlineGrid):
     def _deliver(self, messages: list[Message], deadline: float) -> list[Message]:
         """Run every message's ClientApp call on the actors, cohort by cohort, all queued
         at once (cohort i on actor i mod n); the replies that came back before
-        ``deadline``, in the messages' order."""
+        ``deadline``, in the messages' order. The reply listener hears of each cohort's
+        replies as they arrive (:meth:`InlineGrid.report_replies`)."""
         import ray
 
         cohorts = even_split(messages, COHORTS_PER_ACTOR * len(self._actors))
@@ -177,6 +178,7 @@ class RayGrid(InlineGrid):
             cohort = running.pop(ready[0])
             for message, (reply, context) in zip(cohort, ray.get(ready[0]), strict=True):
                 replies[message.metadata.message_id] = self._received(message, reply, context)
+            self._replied(len(replies), len(messages))
         return [replies[m.metadata.message_id] for m in messages if m.metadata.message_id in replies]
 
     def _submit(self, actor: Any, cohort: list[Message], stored: dict[int, Any]) -> Any:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedsparse import startup
 from fedsparse.config import ExperimentConfig
 from fedsparse.runlog import FILE_ONLY, run_log
 
@@ -123,7 +124,9 @@ def run_experiment(
 
     With ``resume``, ``run_dir`` holds an interrupted run of ``cfg`` and its checkpoint:
     the run continues after the checkpoint's round. The run's records at ``log_level``
-    and above go to ``run_dir/run.log`` (:mod:`fedsparse.runlog`). ``client_app``: the
+    and above go to ``run_dir/run.log`` (:mod:`fedsparse.runlog`), one line per start-up
+    step among them; with ``output.progress`` the console names each step as it begins
+    (:mod:`fedsparse.startup`). ``client_app``: the
     ClientApp the simulated nodes run (default: fedsparse's own).
     """
     from fedsparse.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
@@ -140,12 +143,16 @@ def run_experiment(
                 f"{run_dir}: the clients' task-stream state was not saved ({CLIENT_STATE_DIR}/ is missing), "
                 "so this run cannot be resumed exactly"
             )
-    check_data(cfg)
-    try:
-        with run_log(run_dir, log_level, append=resume):
-            _run_logged(cfg, run_dir, resume, client_app, client_state)
-    except OSError as error:  # run.log has it, unless run.log itself could not be written
-        raise RunFailed(io_problem(error)) from None
+    with startup.announcing(cfg.output.progress):
+        startup.step(f"loading data ({cfg.data.dataset})")
+        check_data(cfg)
+        try:
+            with run_log(run_dir, log_level, append=resume):
+                startup.open_log()
+                startup.step(f"starting the {cfg.engine.backend} engine")
+                _run_logged(cfg, run_dir, resume, client_app, client_state)
+        except OSError as error:  # run.log has it, unless run.log itself could not be written
+            raise RunFailed(io_problem(error)) from None
     report_client_state(run_dir, client_state)
     return read_summary(run_dir)
 

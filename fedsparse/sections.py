@@ -15,8 +15,15 @@ from fedsparse.data.hub import HubDataset, declare
 from fedsparse.data.partition import PartitionConfig
 from fedsparse.data.sources import DATASETS
 from fedsparse.data.tasks import TasksConfig
-from fedsparse.models import MODELS
 from fedsparse.tuning.space import tunable
+
+QUICK = "quick"  # the validation context's flag of the quick first check (fedsparse.config.quick_problems)
+
+
+def quick(info: ValidationInfo) -> bool:
+    """Whether this validation is the quick first check, which skips the lookups that load
+    torch (the strategies' and the models' registries); the full validation makes them."""
+    return bool(info.context and info.context.get(QUICK))
 
 
 class Strict(BaseModel):
@@ -66,7 +73,11 @@ class ModelConfig(Strict):
 
     @field_validator("name")
     @classmethod
-    def _registered(cls, name: str) -> str:
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if quick(info):
+            return name  # the models load torch: checked by the full validation
+        from fedsparse.models import MODELS
+
         return MODELS.validate_name(name)
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flwr.app import ArrayRecord, Message
 from flwr.serverapp import Grid
 
-from fedsparse import capabilities
+from fedsparse import capabilities, startup
 from fedsparse.callbacks import (
     Callback,
     Checkpointer,
@@ -93,6 +93,17 @@ def default_callbacks(cfg: ExperimentConfig, writer: RunWriter) -> list[Callback
     return callbacks
 
 
+def reply_listener(callbacks: Sequence[Callback], grid: MeteredGrid) -> Callable[[int, int], None]:
+    """What the engine's grid calls as each reply arrives (``done`` of ``sent``): every
+    callback's :meth:`~fedsparse.callbacks.Callback.on_reply`, with the grid's round."""
+
+    def replied(done: int, sent: int) -> None:
+        for callback in callbacks:
+            callback.on_reply(grid.round, done, sent)
+
+    return replied
+
+
 class RoundLoop:
     def __init__(
         self,
@@ -104,6 +115,7 @@ class RoundLoop:
         deployed: bool = False,
     ) -> None:
         """``deployed``: the clients are real devices with data of their own (:class:`Federation`)."""
+        startup.step(f"building the model ({cfg.model.name})")
         self.federation = Federation(cfg, deployed)
         self.writer = writer
         self.callbacks = list(callbacks) if callbacks is not None else default_callbacks(cfg, writer)
@@ -233,14 +245,18 @@ class RoundLoop:
     def run(self) -> dict[str, Any]:
         fed = self.federation.cfg.federation
         started = time.perf_counter()
+        startup.step(f"finding the {fed.num_clients} clients")
         self._discover()
+        startup.step(f"preparing round 1 ({self.federation.cfg.strategy.name})")
         self.strategy = self._build_strategy()
         self.arrays = self.strategy.initial_arrays(self.federation.model)
         done = 0 if self.resume_from is None else self._restore(self.resume_from)
         self.first_round = done + 1
+        self.grid.report_replies(reply_listener(self.callbacks, self.grid))
         try:
             for callback in self.callbacks:
                 callback.on_train_begin(self, done + 1)
+            startup.first_round()
             for server_round in range(done + 1, fed.rounds + 1):
                 self.grid.begin_round(server_round, self.directory.client_of)
                 round_start = time.perf_counter()

@@ -105,6 +105,23 @@ class TestInlineGrid:
         assert calls_of(grid, slow) == 1
         assert "counter" not in grid.context_of(last).state.config_records
 
+    def test_the_reply_listener_hears_each_reply_as_it_arrives(self) -> None:
+        grid = grid_with(3)
+        nodes = list(grid.get_node_ids())
+
+        def calls_made() -> int:
+            return sum(
+                int(grid.context_of(n).state.config_records.get("counter", {"calls": 0})["calls"]) for n in nodes
+            )
+
+        heard: list[tuple[int, int, int]] = []  # (done, sent, calls made so far)
+        grid.report_replies(lambda done, sent: heard.append((done, sent, calls_made())))
+        replies = list(grid.send_and_receive([ask(n) for n in nodes]))
+        assert len(replies) == 3 and heard == [(1, 3, 1), (2, 3, 2), (3, 3, 3)]
+        grid.report_replies(None)
+        grid.send_and_receive([ask(nodes[0])])
+        assert len(heard) == 3
+
     def test_push_then_pull(self) -> None:
         grid = grid_with(2)
         nodes = list(grid.get_node_ids())

@@ -49,6 +49,31 @@ def test_outside_a_terminal_each_round_is_one_line_and_the_run_log_has_them(quic
     assert all(line[:4].isdigit() for line in logged)  # every record timestamped
 
 
+def test_the_cli_says_what_it_does_before_round_1_and_run_log_times_it(quickstart_run: Path) -> None:
+    printed = (quickstart_run.parent / "stdout.txt").read_text().splitlines()
+    steps = [
+        "loading data (digits)",
+        "partitioning it among 10 clients",
+        "starting the inline engine",
+        "building the model (cnn)",
+        "finding the 10 clients",
+        "preparing round 1 (fedavg)",
+    ]
+    assert printed[: len(steps) + 2] == [
+        "checking configs/quickstart.yaml…",
+        *(f"{what}…" for what in steps),
+        printed[len(steps) + 1],
+    ]
+    assert printed[len(steps) + 1].startswith("round 1/15 · ")
+    logged = [
+        line.split("start-up: ")[1]
+        for line in (quickstart_run / RUN_LOG).read_text().splitlines()
+        if "start-up: " in line
+    ]
+    assert [line.rsplit(" took ", 1)[0] for line in logged] == ["checking configs/quickstart.yaml", *steps, logged[-1]]
+    assert logged[-1].startswith("round 1 begins ") and logged[-1].endswith(" s after the start")
+
+
 def test_quickstart_reaches_90_percent_and_writes_every_result(quickstart_run: Path) -> None:
     for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, *PLOT_FILES):
         assert (quickstart_run / name).stat().st_size > 0, name

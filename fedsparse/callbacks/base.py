@@ -56,6 +56,11 @@ class Callback:
     def on_train_begin(self, loop: RoundLoop, first_round: int) -> None:
         """Before the first round this process runs (``first_round`` > 1 when resuming)."""
 
+    def on_reply(self, server_round: int, done: int, sent: int) -> None:
+        """Inside a round, as each client's reply arrives: ``done`` of the ``sent`` messages
+        of the current exchange (training, then any client evaluation) have answered or
+        run out of time. Only on the engines whose grid reports replies one by one (inline, ray)."""
+
     def after_round(self, result: RoundResult) -> None:
         """After each round, in the loop's callback order."""
 

@@ -68,7 +68,9 @@ class RoundLog(Callback):
 
 class ProgressDisplay(Callback):
     """Round, accuracy and cumulative MB on the console (``output.progress``): a live
-    display on a terminal, else one plain line per round on ``stream``."""
+    display on a terminal, else one plain line per round on ``stream``. Inside a round the
+    live display counts the clients that have answered (``clients 3/5``), on the engines
+    that report replies one by one (:meth:`Callback.on_reply`)."""
 
     def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
@@ -86,12 +88,17 @@ class ProgressDisplay(Callback):
                 BarColumn(),
                 TextColumn("acc {task.fields[accuracy]}"),
                 TextColumn("{task.fields[megabytes]:.2f} MB"),
+                TextColumn("{task.fields[clients]}"),
                 TimeElapsedColumn(),
             )
             self.task = self.live.add_task(
-                "rounds", total=self.rounds, completed=first_round - 1, accuracy="-", megabytes=0.0
+                "rounds", total=self.rounds, completed=first_round - 1, accuracy="-", megabytes=0.0, clients=""
             )
             self.live.start()
+
+    def on_reply(self, server_round: int, done: int, sent: int) -> None:
+        if self.live is not None and self.task is not None:
+            self.live.update(self.task, clients=f"clients {done}/{sent}")
 
     def after_round(self, result: RoundResult) -> None:
         if not self.enabled:
@@ -102,7 +109,7 @@ class ProgressDisplay(Callback):
         assert self.task is not None
         accuracy = result.evaluation.get("accuracy")
         moved = megabytes(self.ledger.total("up") + self.ledger.total("down"))
-        fields: dict[str, Any] = {"megabytes": moved}
+        fields: dict[str, Any] = {"megabytes": moved, "clients": ""}
         if accuracy is not None:
             fields["accuracy"] = f"{accuracy:.4f}"
         self.live.update(self.task, completed=result.server_round, **fields)

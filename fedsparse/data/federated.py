@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedsparse import startup
 from fedsparse.data.partition import PartitionConfig, partition_indices
 from fedsparse.data.sources import DATASETS, ArrayDataset, DatasetInfo
 
@@ -111,6 +112,7 @@ def load_federated_data(
     and the clients partition what is left; the test split is never touched."""
     source = DATASETS.get(dataset)
     splits = source.load(Path(path) if path else None, seed, test_fraction)
+    startup.step(f"partitioning it among {num_clients} clients")
     train, validation_set = stratified_hold_out(splits.train, validation, seed)
     pool, server = _hold_out(train, server_samples, seed)
     partition = PartitionConfig.model_validate_json(partition_json)
