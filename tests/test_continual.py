@@ -113,7 +113,7 @@ def test_task_stream_configs_are_checked_against_strategy_and_federation() -> No
     assert any(
         p.startswith("data.tasks.num_tasks:") for p in _problems("data.tasks.num_tasks=6", "federation.rounds=60")
     )
-    assert _problems("data.tasks.orderr=fixed") == ["data.tasks.orderr: unknown field"]
+    assert _problems("data.tasks.orderr=fixed") == ["data.tasks.orderr: unknown field; did you mean 'order'?"]
     assert _problems("data.tasks=null", "strategy.name=fedprox", "strategy.fedprox.ewc_lambda=10") == [
         "strategy.fedprox.ewc_lambda: EWC works on task streams; set data.tasks, or ewc_lambda: 0",
         "federation.lr_plateau: schedules task streams only; set data.tasks",

@@ -96,9 +96,14 @@ def test_list_shows_each_plugin_entry_and_the_package_it_comes_from(installed: d
 
 
 def test_without_the_plugin_its_names_are_config_errors(config: Path) -> None:
+    """The CLI's quick check (no torch) names the dataset first; the model, which needs
+    the model registry, once the quick faults are fixed."""
     result = fedsparse(dict(os.environ), "validate", str(config), check=False)
     assert result.returncode == 2
     assert "data.dataset: must be one of" in result.stderr and "(got 'mirrored_digits')" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = fedsparse(dict(os.environ), "validate", str(config), "--set", "data.dataset=digits", check=False)
+    assert result.returncode == 2
     assert "model.name: must be one of" in result.stderr and "(got 'tiny_mlp')" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -10,6 +10,7 @@ import pytest
 from fedsparse import startup
 from fedsparse.callbacks.progress import ProgressDisplay
 from fedsparse.config import apply_overrides, read_yaml, validate_config
+from fedsparse.data.federated import load_federated_data
 from fedsparse.runlog import RUN_LOG
 from fedsparse.runner import run_experiment
 
@@ -32,6 +33,7 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list
     out = tmp_path_factory.mktemp("startup") / "run"
     raw = apply_overrides(read_yaml(REPO / "configs" / "quickstart.yaml"), ["federation.rounds=2"])
     heard: list[tuple[int, int, int]] = []
+    load_federated_data.cache_clear()  # as in a fresh process: partitioning runs (and is announced) once per process
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ProgressDisplay, "on_reply", lambda self, *reply: heard.append(reply))
         printed = _printed(lambda: run_experiment(validate_config(raw), out))
