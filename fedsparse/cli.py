@@ -11,7 +11,7 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,8 +196,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from fedsparse.comparison import CompareError, compare, plan_comparison
+def _plan_then_run(
+    args: argparse.Namespace,
+    make_plan: Callable[[list[str] | None], Any],
+    execute: Callable[[Any], tuple[list[Path], str]],
+) -> int:
+    """``compare`` and ``tune``: plan from ``--strategies`` (a config fault: exit 2), run
+    the plan with Flower's logs quiet unless ``--verbose`` (a failure: exit 1; an
+    interrupt: the command that continues, 130), then print its page and its files."""
+    from fedsparse.comparison import CompareError
     from fedsparse.config import ConfigError
     from fedsparse.runlog import quiet_flower
     from fedsparse.runner import RunFailed
@@ -206,7 +213,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return _fail(["--jobs: must be >= 1"], EXIT_BAD_CONFIG)
     strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
     try:
-        plan = plan_comparison(
+        plan = make_plan(strategies)
+    except ConfigError as error:
+        return _fail(error.problems, EXIT_BAD_CONFIG)
+    try:
+        with quiet_flower(args.verbose):
+            paths, text = execute(plan)
+    except CompareError as error:
+        return _fail(error.problems, EXIT_FAILED)
+    except RunFailed as error:
+        return _fail([str(error)], EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _interrupted(_rerun_line(args))
+    print(text, end="")
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fedsparse.comparison import compare, plan_comparison
+
+    def make_plan(strategies: list[str] | None) -> Any:
+        return plan_comparison(
             args.config,
             args.set,
             strategies=strategies,
@@ -216,36 +245,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             plugins=args.plugin,
             reference=args.reference,
         )
-    except ConfigError as error:
-        return _fail(error.problems, EXIT_BAD_CONFIG)
-    try:
-        with quiet_flower(args.verbose):
-            paths, text = compare(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
-    except CompareError as error:
-        return _fail(error.problems, EXIT_FAILED)
-    except RunFailed as error:
-        return _fail([str(error)], EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _interrupted(_rerun_line(args))
-    print(text, end="")
-    for path in paths:
-        print(path)
-    return EXIT_OK
+
+    def execute(plan: Any) -> tuple[list[Path], str]:
+        return compare(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
+
+    return _plan_then_run(args, make_plan, execute)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from fedsparse.comparison import CompareError
-    from fedsparse.config import ConfigError
-    from fedsparse.runlog import quiet_flower
-    from fedsparse.runner import RunFailed
     from fedsparse.tuning import tune
     from fedsparse.tuning.plan import plan_tune
 
-    if args.jobs < 1:
-        return _fail(["--jobs: must be >= 1"], EXIT_BAD_CONFIG)
-    strategies = None if args.strategies is None else [s.strip() for s in args.strategies.split(",") if s.strip()]
-    try:
-        plan = plan_tune(
+    def make_plan(strategies: list[str] | None) -> Any:
+        return plan_tune(
             args.config,
             args.set,
             strategies=strategies,
@@ -254,21 +266,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
             out=args.out,
             plugins=args.plugin,
         )
-    except ConfigError as error:
-        return _fail(error.problems, EXIT_BAD_CONFIG)
-    try:
-        with quiet_flower(args.verbose):
-            paths, text, _ = tune(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
-    except CompareError as error:
-        return _fail(error.problems, EXIT_FAILED)
-    except RunFailed as error:
-        return _fail([str(error)], EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _interrupted(_rerun_line(args))
-    print(text, end="")
-    for path in paths:
-        print(path)
-    return EXIT_OK
+
+    def execute(plan: Any) -> tuple[list[Path], str]:
+        paths, text, _ = tune(plan, overwrite=args.overwrite, progress=not args.no_progress, jobs=args.jobs)
+        return paths, text
+
+    return _plan_then_run(args, make_plan, execute)
 
 
 def _knobs_line(strategy: str) -> str:
@@ -342,16 +345,16 @@ def _add_compare_command(commands: argparse._SubParsersAction) -> None:
     )
     compare.add_argument("--out", help="comparison folder (default: output.dir/<config>-compare)")
     compare.add_argument("--overwrite", action="store_true", help="re-run runs in --out made with another config")
-    compare.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="runs at once, each in its own process, or each a Ray task on engine.ray_address (same results)",
-    )
-    compare.add_argument("--no-progress", action="store_true", help="no live round display during each run")
-    compare.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    with_execution(compare, "runs at once, each in its own process, or each a Ray task on engine.ray_address")
     compare.set_defaults(handler=cmd_compare)
+
+
+def with_execution(sub: argparse.ArgumentParser, jobs_help: str) -> None:
+    """The options of a command that runs many runs: ``--jobs`` (same results whatever
+    N), ``--no-progress``, ``--verbose``."""
+    sub.add_argument("--jobs", type=int, default=1, metavar="N", help=f"{jobs_help} (same results)")
+    sub.add_argument("--no-progress", action="store_true", help="no live round display during each run")
+    sub.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
 
 
 def _add_tune_command(commands: argparse._SubParsersAction) -> None:
@@ -368,15 +371,9 @@ def _add_tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--seeds", type=int, help="tuning seeds per trial: seed+1000, ... (default: tune.seeds, 2)")
     tune.add_argument("--out", help="tune folder (default: output.dir/<config>-tune)")
     tune.add_argument("--overwrite", action="store_true", help="start studies in --out made with another plan again")
-    tune.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="runs at once (the trials of different strategies and seeds), each in its own process or a Ray task",
+    with_execution(
+        tune, "runs at once (the trials of different strategies and seeds), each in its own process or a Ray task"
     )
-    tune.add_argument("--no-progress", action="store_true", help="no live round display during each run")
-    tune.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     tune.set_defaults(handler=cmd_tune)
 
 

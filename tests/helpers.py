@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
 import time
 from pathlib import Path
+from types import ModuleType
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
@@ -17,6 +19,16 @@ from fedsparse.runner import run_experiment
 from fedsparse.task import ClientTask
 
 from .conftest import REPO
+
+# the start-up steps the quickstart announces before round 1, in order
+QUICKSTART_STEPS = (
+    "loading data (digits)",
+    "partitioning it among 10 clients",
+    "starting the inline engine",
+    "building the model (cnn)",
+    "finding the 10 clients",
+    "preparing round 1 (fedavg)",
+)
 
 # task streams on the bundled digits, small enough for a test: 3 clients, 2 tasks of 2 rounds
 DIGITS_STREAM = (
@@ -108,3 +120,12 @@ def run_killed_after(command: list[str], run_dir: Path, env: dict[str, str], rou
     finally:
         process.kill()
         process.wait(timeout=30)
+
+
+def sweep_module() -> ModuleType:
+    """``simulations/sweep.py`` (a script folder, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location("sweep", REPO / "simulations" / "sweep.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -17,7 +17,7 @@ from fedsparse.runlog import RUN_LOG
 from fedsparse.wire import encode_model
 
 from .conftest import REPO
-from .helpers import simulate
+from .helpers import QUICKSTART_STEPS, simulate
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +51,7 @@ def test_outside_a_terminal_each_round_is_one_line_and_the_run_log_has_them(quic
 
 def test_the_cli_says_what_it_does_before_round_1_and_run_log_times_it(quickstart_run: Path) -> None:
     printed = (quickstart_run.parent / "stdout.txt").read_text().splitlines()
-    steps = [
-        "loading data (digits)",
-        "partitioning it among 10 clients",
-        "starting the inline engine",
-        "building the model (cnn)",
-        "finding the 10 clients",
-        "preparing round 1 (fedavg)",
-    ]
+    steps = QUICKSTART_STEPS
     assert printed[: len(steps) + 2] == [
         "checking configs/quickstart.yaml…",
         *(f"{what}…" for what in steps),

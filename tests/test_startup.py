@@ -14,16 +14,9 @@ from fedsparse.data.federated import load_federated_data
 from fedsparse.runlog import RUN_LOG
 from fedsparse.runner import run_experiment
 
-from .helpers import REPO
+from .helpers import QUICKSTART_STEPS, REPO
 
-STEPS = [
-    "loading data (digits)",
-    "partitioning it among 10 clients",
-    "starting the inline engine",
-    "building the model (cnn)",
-    "finding the 10 clients",
-    "preparing round 1 (fedavg)",
-]
+STEPS = list(QUICKSTART_STEPS)
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,17 @@ the same comparison as running them one by one here; and a ``simulations/`` swee
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from ..conftest import REPO
+from ..helpers import sweep_module
 from ..ray_cluster import ray_cluster
 
 SETTINGS = [
@@ -61,16 +60,8 @@ def test_runs_as_ray_tasks_spread_over_the_cluster_give_the_same_comparison(tmp_
     assert f"ray_address: {address}" in planned  # the run folder keeps the planned config
 
 
-def _sweep_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sweep", REPO / "simulations" / "sweep.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_sweeps_runs_as_ray_tasks_equal_its_runs_in_processes_here(tmp_path: Path, address: str) -> None:
-    sweep = _sweep_module()
+    sweep = sweep_module()
     seeds = (0, 1)
 
     def run_all(name: str, ray_address: str | None) -> list[Path]:

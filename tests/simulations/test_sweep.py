@@ -3,26 +3,17 @@ never over the published archive or page."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from ..conftest import REPO
-
-
-def _sweep() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sweep", REPO / "simulations" / "sweep.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ..helpers import sweep_module
 
 
 def test_rerun_moves_runs_archive_and_page_away_from_the_published_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    sweep = _sweep()
+    sweep = sweep_module()
     parser = sweep.sweep_parser(None, "bhfl")
     monkeypatch.setattr(sys, "argv", ["bhfl.py", "--seeds", "5"])
     published = sweep.sweep_args(parser, "bhfl")
