@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fedsparse import capabilities, protocol
-from fedsparse.callbacks.base import RoundOutcome
 from fedsparse.clock import round_seconds
 
 if TYPE_CHECKING:
+    from fedsparse.callbacks.base import RoundOutcome
     from fedsparse.server import RoundLoop
 
 
